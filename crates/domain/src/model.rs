@@ -1,0 +1,255 @@
+//! The canonical returns model: what a return request, a line, a disposition
+//! and a financial document *are*, independent of any system's codes.
+//! Serialized types here are a compatibility promise (see
+//! [`MODEL_VERSION`]); connectors translate to and from them through
+//! crosswalks.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::values::{
+    ConditionCode, Currency, CustomerAccount, ExternalRef, LineNo, LotNumber, Money, OrderRef,
+    Quantity, ReasonCode, RegionCode, SerialNumber, SiteCode, Sku, Uom,
+};
+
+/// Version of the canonical model. Bump the major on any breaking change of a
+/// serialized type and add an upcaster for stored events.
+pub const MODEL_VERSION: &str = "1.0.0";
+
+/// Where a return request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Portal,
+    Crm,
+    Marketplace,
+    Edi,
+    CallCentre,
+    Batch,
+}
+
+/// What the customer asks for in exchange for the returned units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestedOutcome {
+    Refund,
+    Replacement,
+    Exchange,
+    Repair,
+    StoreCredit,
+}
+
+/// What happens to an inspected unit.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Restock,
+    Refurbish,
+    Scrap,
+    Quarantine,
+    VendorReturn,
+    Replacement,
+}
+
+impl Disposition {
+    pub const ALL: [Disposition; 6] = [
+        Disposition::Restock,
+        Disposition::Refurbish,
+        Disposition::Scrap,
+        Disposition::Quarantine,
+        Disposition::VendorReturn,
+        Disposition::Replacement,
+    ];
+}
+
+/// Kinds of documents in other systems that a return is linked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FinancialDocumentKind {
+    ErpReturnOrder,
+    CreditMemo,
+    Refund,
+    ReplacementOrder,
+    SupplierClaim,
+    InventoryAdjustment,
+}
+
+/// A link to a document in an external system (ERP return order, credit memo…).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FinancialDocument {
+    pub kind: FinancialDocumentKind,
+    /// The system that owns the document, e.g. `erp`, `psp`.
+    pub system: ExternalRef,
+    /// The document number in that system.
+    pub number: ExternalRef,
+    /// Document total, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+}
+
+/// One requested line of a return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnLine {
+    pub line_no: LineNo,
+    pub sku: Sku,
+    pub quantity: Quantity,
+    pub uom: Uom,
+    /// Serials of the returned units, for serialized SKUs. When given, their
+    /// count equals the quantity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serial_numbers: Vec<SerialNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot_number: Option<LotNumber>,
+    pub reason_code: ReasonCode,
+    pub requested_outcome: RequestedOutcome,
+    /// Net price paid per unit on the original order.
+    pub unit_price: Money,
+    /// Tax paid per unit on the original order.
+    pub unit_tax: Money,
+    /// The original order line this return line refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_line_ref: Option<ExternalRef>,
+}
+
+impl ReturnLine {
+    /// What the customer paid per unit: the most that can be credited per unit.
+    pub fn unit_paid(&self) -> rust_decimal::Decimal {
+        self.unit_price.amount() + self.unit_tax.amount()
+    }
+}
+
+/// A request to return goods, as it arrives from any channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    pub channel: Channel,
+    pub customer: CustomerAccount,
+    pub order_ref: OrderRef,
+    pub currency: Currency,
+    /// Warehouse site expected to receive the goods.
+    pub site: SiteCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionCode>,
+    /// References of this return in other systems, by system name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub external_refs: BTreeMap<String, ExternalRef>,
+    pub lines: Vec<ReturnLine>,
+}
+
+/// Quantity of one line, used by approvals and settlements.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineQuantity {
+    pub line_no: LineNo,
+    pub quantity: Quantity,
+}
+
+/// A carrier tracking milestone, in the hub's one vocabulary.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CarrierMilestone {
+    PreTransit,
+    InTransit,
+    OutForDelivery,
+    AvailableForPickup,
+    Delivered,
+    ReturnToSender,
+    Failure,
+    Exception,
+}
+
+/// The return label issued for the customer's shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Label {
+    pub carrier: ExternalRef,
+    pub tracking_number: ExternalRef,
+    pub label_ref: ExternalRef,
+    /// After this instant the label can no longer be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// One line of a warehouse receipt as the WMS reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptLine {
+    /// The return line the units belong to, when the WMS knows it; otherwise
+    /// units are matched by SKU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_no: Option<LineNo>,
+    pub sku: Sku,
+    pub quantity: Quantity,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serial_numbers: Vec<SerialNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot_number: Option<LotNumber>,
+}
+
+/// Units received against one return line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReceivedUnits {
+    pub line_no: LineNo,
+    pub quantity: Quantity,
+    /// The part of `quantity` beyond what was authorised: accepted, flagged.
+    pub over_received: Quantity,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serial_numbers: Vec<SerialNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot_number: Option<LotNumber>,
+}
+
+/// Units that arrived but match no line of the return: kept and flagged for
+/// an operator, never dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct UnexpectedItem {
+    pub receipt_ref: ExternalRef,
+    pub sku: Sku,
+    pub quantity: Quantity,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serial_numbers: Vec<SerialNumber>,
+}
+
+/// Settlement of some units of one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementLine {
+    pub line_no: LineNo,
+    pub quantity: Quantity,
+    /// Amount credited or refunded for these units (zero for a replacement).
+    pub amount: Money,
+}
+
+/// Condition recorded at inspection, per line, with the units' serials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inspection {
+    pub line_no: LineNo,
+    pub quantity: Quantity,
+    pub condition: ConditionCode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serial_numbers: Vec<SerialNumber>,
+    /// Reference to photos or a report in the WMS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_ref: Option<ExternalRef>,
+}
+
+/// Disposition decided for some inspected units of one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispositionLine {
+    pub line_no: LineNo,
+    pub quantity: Quantity,
+    pub disposition: Disposition,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub serial_numbers: Vec<SerialNumber>,
+}
