@@ -1,1 +1,254 @@
-fn main() {}
+//! The `backhaul` binary: the command-line entry point.
+//!
+//! Layout:
+//! - `config`: layered configuration (defaults → file → environment → flags).
+//! - `demo`: the whole lifecycle on the embedded default, driven as partners would.
+//! - `bench`: throughput of full lifecycles against the raw storage ceiling.
+//! - `runtime`: opening the store and starting the engine under one shutdown token.
+//!
+//! `anyhow` is used here and only here; the libraries have typed errors.
+
+mod bench;
+mod config;
+mod demo;
+mod runtime;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use backhaul_api::Scope;
+use backhaul_store::EventStore;
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "backhaul", version, about = "Returns integration hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the HTTP API.
+    Serve {
+        /// Configuration file (TOML); environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the configuration.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Drive a few hundred realistic returns through every stage on an
+    /// embedded SQLite store and print what happened.
+    Demo {
+        /// Folder for the database; a temporary one if omitted.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Number of returns.
+        #[arg(long, default_value_t = 300)]
+        returns: usize,
+        /// Seed of the scenario mix, for a repeatable run.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// Manage partner API keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCmd,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Rebuild the read model (return summaries) from the event log.
+    Replay {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        action: ConfigCmd,
+    },
+    /// Measure full-lifecycle throughput against the raw storage ceiling.
+    Bench(bench::BenchArgs),
+    /// Print the canonical model's JSON Schema.
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create a key; the token is printed once and stored only hashed.
+    Create {
+        #[arg(long)]
+        partner: String,
+        /// Scopes, e.g. returns:create returns:read warehouse:write.
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+    },
+    List,
+    Revoke { key_id: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate a configuration without starting anything.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .and_then(|rt| rt.block_on(run(cli)));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Cmd::Serve { config, listen } => {
+            let mut config = Config::load(config.as_deref())?;
+            if let Some(listen) = listen {
+                config.server.listen = listen;
+                config.validate()?;
+            }
+            init_logging(&config);
+            runtime::serve(config).await
+        }
+        Cmd::Demo { dir, returns, seed } => {
+            if returns == 0 {
+                bail!("--returns: must be at least 1");
+            }
+            demo::run(dir, returns, seed, &mut out).await
+        }
+        Cmd::Keys { action, config } => {
+            let config = Config::load(config.as_deref())?;
+            let store = backhaul_store::AnyStore::open(&config.store)
+                .await
+                .with_context(|| format!("cannot open the store at {}", config.store.url))?;
+            match action {
+                KeysCmd::Create { partner, scopes } => {
+                    let scopes = scopes
+                        .iter()
+                        .map(|s| Scope::parse(s).map_err(|e| anyhow::anyhow!("--scope {s:?}: {e}")))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    let (token, record) = backhaul_api::generate_key(&partner, &scopes, chrono::Utc::now())
+                        .map_err(|e| anyhow::anyhow!("--partner {partner:?}: {e}"))?;
+                    store.insert_api_key(record.clone()).await?;
+                    writeln!(out, "key_id:  {}", record.key_id)?;
+                    writeln!(out, "partner: {}", record.partner)?;
+                    writeln!(out, "scopes:  {}", record.scopes.join(" "))?;
+                    writeln!(out, "token:   {token}")?;
+                    writeln!(out, "(the token is shown once; only its hash is stored)")?;
+                }
+                KeysCmd::List => {
+                    writeln!(out, "{:<14} {:<16} {:<10} {:<26} scopes", "key_id", "partner", "state", "created")?;
+                    for k in store.list_api_keys().await? {
+                        let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                        writeln!(
+                            out,
+                            "{:<14} {:<16} {:<10} {:<26} {}",
+                            k.key_id,
+                            k.partner,
+                            state,
+                            k.created_at.to_rfc3339(),
+                            k.scopes.join(" ")
+                        )?;
+                    }
+                }
+                KeysCmd::Revoke { key_id } => {
+                    if !store.revoke_api_key(&key_id, chrono::Utc::now()).await? {
+                        bail!("no key with id {key_id:?}");
+                    }
+                    writeln!(out, "revoked {key_id}")?;
+                }
+            }
+            Ok(())
+        }
+        Cmd::Replay { config } => {
+            let config = Config::load(config.as_deref())?;
+            let store = backhaul_store::AnyStore::open(&config.store)
+                .await
+                .with_context(|| format!("cannot open the store at {}", config.store.url))?;
+            let report = backhaul_engine::replay(&store).await?;
+            writeln!(
+                out,
+                "replayed {} events into {} return summaries",
+                report.events, report.returns
+            )?;
+            Ok(())
+        }
+        Cmd::Config { action: ConfigCmd::Check { config } } => {
+            let path = config.clone();
+            let config = Config::load(config.as_deref())?;
+            writeln!(
+                out,
+                "configuration {} is valid: listen {}, store {}",
+                path.map_or_else(|| "(defaults + environment)".to_owned(), |p| p.display().to_string()),
+                config.server.listen,
+                config.store.url
+            )?;
+            Ok(())
+        }
+        Cmd::Bench(args) => bench::run(args, &mut out).await,
+        Cmd::Schema => {
+            let schema = backhaul_domain::schema::canonical_schema();
+            writeln!(out, "{}", serde_json::to_string_pretty(&schema)?)?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses_and_validates() {
+        let config = Config::load(Some(&config::example_path())).expect("example config");
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+        assert_eq!(config.store.url, "sqlite://backhaul.db");
+    }
+
+    #[test]
+    fn unknown_config_keys_are_refused_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("bad.toml"), "{err}");
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn bad_listen_address_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[server]\nlisten = \"nowhere\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("server.listen"), "{err}");
+    }
+}

@@ -1,0 +1,458 @@
+//! Command handling. One [`Engine`] per hub process; cheap to clone.
+//!
+//! Concurrency: commands for one return are serialised in-process by a
+//! per-return async lock, so they rarely conflict; across processes (several
+//! hubs on PostgreSQL) the store's optimistic concurrency check catches a
+//! stale state, and the engine reloads and decides again.
+//!
+//! Idempotency: a command may carry a partner-scoped key and a hash of the
+//! request. The record is written in the same transaction as the events, so
+//! "applied" and "remembered" can never disagree.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use backhaul_domain::{
+    Command, EVENT_SCHEMA_VERSION, Event, Rejection, ReturnState, ReturnSummary, decide, evolve,
+    values::ReturnId,
+};
+use backhaul_store::{
+    AnyStore, AppendConflict, AppendRequest, BacklogRow, Committer, CommitterConfig,
+    CommitterHandle, EventStore, IdempotencyRecord, NewEvent, RecordedEvent, SummaryFilter,
+    SummaryRow,
+};
+use chrono::{DateTime, Utc};
+use lru::LruCache;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+
+/// How often a command is decided again after losing an optimistic
+/// concurrency race before giving up.
+const MAX_ATTEMPTS: usize = 5;
+
+/// Errors of the engine boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The domain refused the command; nothing was stored.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The idempotency key was used before with a different request.
+    #[error("idempotency key {key:?} was already used with a different request")]
+    IdempotencyKeyReused { key: String },
+    /// Other writers kept winning the race for this return.
+    #[error("return {0} is being changed concurrently; retry")]
+    Contention(ReturnId),
+    /// A decision would have broken a lifecycle invariant. This is a bug in
+    /// the domain; the command is refused rather than stored.
+    #[error("invariant violated, command refused: {0}")]
+    Invariant(String),
+    #[error("stored event could not be decoded: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Store(#[from] backhaul_store::Error),
+}
+
+/// Engine settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Group commit: batch size and queue length.
+    pub committer: CommitterConfig,
+    /// How many returns' states are kept in memory. A miss costs one read of
+    /// the return's stream.
+    pub cache_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            committer: CommitterConfig::default(),
+            cache_capacity: 100_000,
+        }
+    }
+}
+
+/// Who sends a command, and how it relates to others.
+#[derive(Debug, Clone, Default)]
+pub struct CommandMeta {
+    /// The integration partner (API key owner) or `cli`/`demo`.
+    pub partner: String,
+    pub idempotency: Option<Idempotency>,
+    /// Defaults to the return's correlation id (new returns get a new one).
+    pub correlation_id: Option<Uuid>,
+    /// The inbound message or event that caused this command; defaults to a
+    /// new command id.
+    pub causation_id: Option<Uuid>,
+}
+
+/// An idempotency key and the hash of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: String,
+}
+
+/// The result of a command, as the API returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub return_id: ReturnId,
+    /// 201 for a new return, 200 otherwise.
+    pub status: u16,
+    /// `{"return": summary, "version": n, "events": [types]}`.
+    pub body: serde_json::Value,
+    /// True when this is the stored answer to an earlier identical request.
+    pub replayed: bool,
+}
+
+/// One event of a return's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub position: i64,
+    pub version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub correlation_id: Uuid,
+    pub causation_id: Uuid,
+    pub recorded_at: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+impl From<RecordedEvent> for TimelineEntry {
+    fn from(r: RecordedEvent) -> Self {
+        Self {
+            position: r.position,
+            version: r.version,
+            event_id: r.event.event_id,
+            event_type: r.event.event_type,
+            schema_version: r.event.schema_version,
+            correlation_id: r.event.correlation_id,
+            causation_id: r.event.causation_id,
+            recorded_at: r.event.recorded_at,
+            payload: r.event.payload,
+        }
+    }
+}
+
+/// A return's state as of a version.
+#[derive(Debug, Clone)]
+struct Loaded {
+    state: ReturnState,
+    version: i64,
+    correlation_id: Uuid,
+}
+
+/// Cache slot of one return; its lock serialises that return's commands.
+#[derive(Debug, Default)]
+struct Slot {
+    loaded: Option<Loaded>,
+}
+
+type Slots = LruCache<Uuid, Arc<tokio::sync::Mutex<Slot>>>;
+
+struct Inner {
+    store: AnyStore,
+    committer: CommitterHandle,
+    clock: Arc<dyn Clock>,
+    slots: Mutex<Slots>,
+}
+
+/// Applies commands and answers queries. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Starts the engine's group committer on `tracker`; it stops when
+    /// `shutdown` is cancelled, after committing what was queued.
+    pub fn start(
+        store: AnyStore,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let committer = Committer::start(store.clone(), config.committer, tracker, shutdown);
+        let capacity = NonZeroUsize::new(config.cache_capacity).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                committer,
+                clock,
+                slots: Mutex::new(LruCache::new(capacity)),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &AnyStore {
+        &self.inner.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Opens a new return with a fresh id.
+    pub async fn create(
+        &self,
+        request: backhaul_domain::model::ReturnRequest,
+        meta: CommandMeta,
+    ) -> Result<Outcome, Error> {
+        // With an idempotency key, a retried create must find the first
+        // return rather than mint a second id.
+        if let Some(found) = self.replay_idempotent(&meta).await? {
+            return Ok(found);
+        }
+        let return_id = ReturnId::from_uuid(Uuid::now_v7());
+        self.execute(return_id, Command::Request { return_id, request }, meta)
+            .await
+    }
+
+    /// Applies `command` to the return `return_id`.
+    pub async fn execute(
+        &self,
+        return_id: ReturnId,
+        command: Command,
+        meta: CommandMeta,
+    ) -> Result<Outcome, Error> {
+        if let Some(found) = self.replay_idempotent(&meta).await? {
+            return Ok(found);
+        }
+        let slot = self.slot(return_id);
+        let mut slot = slot.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let loaded = match slot.loaded.take() {
+                Some(l) => l,
+                None => self.load(return_id).await?,
+            };
+            let now = self.inner.clock.now();
+            let events = match decide(&loaded.state, &command, now) {
+                Ok(events) => events,
+                Err(rejection) => {
+                    slot.loaded = Some(loaded);
+                    return Err(Error::Rejected(rejection));
+                }
+            };
+            let mut state = loaded.state.clone();
+            for e in &events {
+                evolve(&mut state, e);
+            }
+            if let Err(broken) = state.check_invariants() {
+                slot.loaded = Some(loaded);
+                return Err(Error::Invariant(broken));
+            }
+            let correlation_id = if loaded.version == 0 {
+                meta.correlation_id.unwrap_or_else(Uuid::now_v7)
+            } else {
+                loaded.correlation_id
+            };
+            let causation_id = meta.causation_id.unwrap_or_else(Uuid::now_v7);
+            let version = loaded.version + i64::try_from(events.len()).unwrap_or(i64::MAX);
+            let summary = ReturnSummary::from_state(&state)
+                .ok_or_else(|| Error::Invariant("a decided return has no header".into()))?;
+            let body = outcome_body(&summary, version, &events);
+            let status = if loaded.version == 0 { 201 } else { 200 };
+            let new_events = events
+                .iter()
+                .map(|e| to_new_event(e, correlation_id, causation_id, now))
+                .collect::<Result<Vec<_>, _>>()?;
+            let request = AppendRequest {
+                stream_id: return_id.as_uuid(),
+                expected_version: loaded.version,
+                events: new_events,
+                summary: summary_row(&summary, version, now)?,
+                idempotency: meta.idempotency.as_ref().map(|i| IdempotencyRecord {
+                    partner: meta.partner.clone(),
+                    key: i.key.clone(),
+                    request_hash: i.request_hash.clone(),
+                    stream_id: return_id.as_uuid(),
+                    status,
+                    response: body.clone(),
+                    created_at: now,
+                }),
+            };
+            match self.inner.committer.append(request).await? {
+                Ok(_) => {
+                    slot.loaded = Some(Loaded {
+                        state,
+                        version,
+                        correlation_id,
+                    });
+                    return Ok(Outcome {
+                        return_id,
+                        status,
+                        body,
+                        replayed: false,
+                    });
+                }
+                Err(AppendConflict::Version { .. }) => {
+                    // Another process moved the stream on: reload and decide again.
+                    tracing::debug!(return_id = %return_id, "version conflict, deciding again");
+                    continue;
+                }
+                Err(AppendConflict::IdempotencyKey { .. }) => {
+                    // The same key raced us; answer like the winner did.
+                    slot.loaded = Some(loaded);
+                    return match self.replay_idempotent(&meta).await? {
+                        Some(found) => Ok(found),
+                        None => Err(Error::Contention(return_id)),
+                    };
+                }
+            }
+        }
+        Err(Error::Contention(return_id))
+    }
+
+    async fn replay_idempotent(&self, meta: &CommandMeta) -> Result<Option<Outcome>, Error> {
+        let Some(idem) = &meta.idempotency else {
+            return Ok(None);
+        };
+        let Some(record) = self
+            .inner
+            .store
+            .find_idempotency(&meta.partner, &idem.key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if record.request_hash != idem.request_hash {
+            return Err(Error::IdempotencyKeyReused {
+                key: idem.key.clone(),
+            });
+        }
+        Ok(Some(Outcome {
+            return_id: ReturnId::from_uuid(record.stream_id),
+            status: record.status,
+            body: record.response,
+            replayed: true,
+        }))
+    }
+
+    fn slot(&self, return_id: ReturnId) -> Arc<tokio::sync::Mutex<Slot>> {
+        let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots
+            .get_or_insert(return_id.as_uuid(), || {
+                Arc::new(tokio::sync::Mutex::new(Slot::default()))
+            })
+            .clone()
+    }
+
+    async fn load(&self, return_id: ReturnId) -> Result<Loaded, Error> {
+        let recorded = self.inner.store.read_stream(return_id.as_uuid()).await?;
+        let mut state = ReturnState::default();
+        let mut version = 0;
+        let mut correlation_id = Uuid::nil();
+        for r in &recorded {
+            evolve(&mut state, &decode(r)?);
+            version = r.version;
+            if r.version == 1 {
+                correlation_id = r.event.correlation_id;
+            }
+        }
+        Ok(Loaded {
+            state,
+            version,
+            correlation_id,
+        })
+    }
+
+    /// The summary document of one return.
+    pub async fn get(&self, return_id: ReturnId) -> Result<Option<serde_json::Value>, Error> {
+        Ok(self
+            .inner
+            .store
+            .get_summary(return_id.as_uuid())
+            .await?
+            .map(|row| row.body))
+    }
+
+    /// Summaries matching the filter, newest first.
+    pub async fn list(&self, filter: &SummaryFilter) -> Result<Vec<serde_json::Value>, Error> {
+        Ok(self
+            .inner
+            .store
+            .list_summaries(filter)
+            .await?
+            .into_iter()
+            .map(|row| row.body)
+            .collect())
+    }
+
+    /// The events of one return, oldest first; `None` if it does not exist.
+    pub async fn timeline(&self, return_id: ReturnId) -> Result<Option<Vec<TimelineEntry>>, Error> {
+        let recorded = self.inner.store.read_stream(return_id.as_uuid()).await?;
+        if recorded.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(recorded.into_iter().map(TimelineEntry::from).collect()))
+    }
+
+    /// Open returns per status, stage and owner.
+    pub async fn backlog(&self) -> Result<Vec<BacklogRow>, Error> {
+        Ok(self.inner.store.backlog().await?)
+    }
+}
+
+/// Decodes a stored event. Only schema version 1 exists; an upcaster goes
+/// here when the payload changes.
+pub(crate) fn decode(r: &RecordedEvent) -> Result<Event, Error> {
+    serde_json::from_value(r.event.payload.clone()).map_err(|e| {
+        Error::Corrupt(format!(
+            "event {} (stream {} version {}): {e}",
+            r.event.event_id, r.stream_id, r.version
+        ))
+    })
+}
+
+fn to_new_event(
+    event: &Event,
+    correlation_id: Uuid,
+    causation_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<NewEvent, Error> {
+    Ok(NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: event.event_type().to_owned(),
+        schema_version: EVENT_SCHEMA_VERSION,
+        payload: serde_json::to_value(event).map_err(|e| Error::Corrupt(e.to_string()))?,
+        correlation_id,
+        causation_id,
+        recorded_at: now,
+    })
+}
+
+fn outcome_body(summary: &ReturnSummary, version: i64, events: &[Event]) -> serde_json::Value {
+    serde_json::json!({
+        "return": summary,
+        "version": version,
+        "events": events.iter().map(Event::event_type).collect::<Vec<_>>(),
+    })
+}
+
+/// The store row of a summary.
+pub(crate) fn summary_row(
+    summary: &ReturnSummary,
+    version: i64,
+    updated_at: DateTime<Utc>,
+) -> Result<SummaryRow, Error> {
+    Ok(SummaryRow {
+        stream_id: summary.return_id.as_uuid(),
+        version,
+        reference: summary.rma_number.clone(),
+        status: summary.status.as_str().to_owned(),
+        stage: summary.stage.as_str().to_owned(),
+        owner: summary.owner.clone(),
+        open: !summary.status.is_terminal(),
+        customer: summary.customer.clone(),
+        order_ref: summary.order_ref.clone(),
+        skus: summary.skus().iter().map(|s| s.to_string()).collect(),
+        created_at: summary.requested_at,
+        updated_at,
+        body: serde_json::to_value(summary).map_err(|e| Error::Corrupt(e.to_string()))?,
+    })
+}

@@ -1,0 +1,79 @@
+//! Starting and stopping the hub. One root [`CancellationToken`] and one
+//! [`TaskTracker`] own every task. Shutdown order: stop accepting HTTP
+//! requests and finish the ones in flight → cancel the token → the group
+//! committer commits what is queued and answers its callers → wait for every
+//! task to end.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use backhaul_api::{AppState, router};
+use backhaul_engine::{Engine, SystemClock};
+use backhaul_store::AnyStore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+
+/// Runs `backhaul serve` until SIGINT or SIGTERM.
+pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = AnyStore::open(&config.store)
+        .await
+        .with_context(|| format!("cannot open the store at {}", config.store.url))?;
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let engine = Engine::start(
+        store,
+        config.engine.clone(),
+        Arc::new(SystemClock),
+        &tracker,
+        shutdown.child_token(),
+    );
+    let addr = config.listen_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(%addr, store = engine.store().backend_name(), "backhaul listening");
+    let http_stop = CancellationToken::new();
+    let signal_stop = http_stop.clone();
+    tracker.spawn(async move {
+        tokio::select! {
+            () = wait_for_signal() => signal_stop.cancel(),
+            () = signal_stop.cancelled() => {}
+        }
+    });
+    let app = router(AppState {
+        engine,
+        config: config.api.clone(),
+    });
+    let served = backhaul_api::serve(listener, app, http_stop.clone()).await;
+    http_stop.cancel();
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!("backhaul stopped");
+    served.context("HTTP server failed")
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the hub");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
