@@ -255,7 +255,8 @@ impl Engine {
             let version = loaded.version + i64::try_from(events.len()).unwrap_or(i64::MAX);
             let summary = ReturnSummary::from_state(&state)
                 .ok_or_else(|| Error::Invariant("a decided return has no header".into()))?;
-            let body = outcome_body(&summary, version, &events);
+            let row = summary_row(&summary, version, now)?;
+            let body = answer(row.body.clone(), version, &events);
             let status = if loaded.version == 0 { 201 } else { 200 };
             let new_events = events
                 .iter()
@@ -265,14 +266,17 @@ impl Engine {
                 stream_id: return_id.as_uuid(),
                 expected_version: loaded.version,
                 events: new_events,
-                summary: summary_row(&summary, version, now)?,
+                summary: row,
                 idempotency: meta.idempotency.as_ref().map(|i| IdempotencyRecord {
                     partner: meta.partner.clone(),
                     key: i.key.clone(),
                     request_hash: i.request_hash.clone(),
                     stream_id: return_id.as_uuid(),
                     status,
-                    response: body.clone(),
+                    // Only where the answer is; the full answer is folded
+                    // again from the log on a replay (rare), which keeps this
+                    // row small on the hot path.
+                    response: serde_json::json!({ "version": version, "event_count": events.len() }),
                     created_at: now,
                 }),
             };
@@ -325,12 +329,34 @@ impl Engine {
                 key: idem.key.clone(),
             });
         }
+        let return_id = ReturnId::from_uuid(record.stream_id);
+        let body = self.answer_at(return_id, &record.response).await?;
         Ok(Some(Outcome {
-            return_id: ReturnId::from_uuid(record.stream_id),
+            return_id,
             status: record.status,
-            body: record.response,
+            body,
             replayed: true,
         }))
+    }
+
+    /// Rebuilds the answer a command gave: the summary as of the version it
+    /// produced and the types of the events it appended.
+    async fn answer_at(&self, return_id: ReturnId, pointer: &serde_json::Value) -> Result<serde_json::Value, Error> {
+        let corrupt = || Error::Corrupt(format!("idempotency record of {return_id}: {pointer}"));
+        let version = pointer["version"].as_i64().ok_or_else(corrupt)?;
+        let count = pointer["event_count"].as_u64().ok_or_else(corrupt)?;
+        let recorded = self.inner.store.read_stream(return_id.as_uuid()).await?;
+        let mut state = ReturnState::default();
+        let mut events = Vec::new();
+        for r in recorded.iter().take_while(|r| r.version <= version) {
+            let event = decode(r)?;
+            evolve(&mut state, &event);
+            events.push(event);
+        }
+        let summary = ReturnSummary::from_state(&state).ok_or_else(corrupt)?;
+        let first = events.len().saturating_sub(usize::try_from(count).unwrap_or(usize::MAX));
+        let summary = serde_json::to_value(&summary).map_err(|e| Error::Corrupt(e.to_string()))?;
+        Ok(answer(summary, version, &events[first..]))
     }
 
     fn slot(&self, return_id: ReturnId) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -426,7 +452,9 @@ fn to_new_event(
     })
 }
 
-fn outcome_body(summary: &ReturnSummary, version: i64, events: &[Event]) -> serde_json::Value {
+/// The answer to a command: the return's summary, its version and the types
+/// of the events the command appended.
+fn answer(summary: serde_json::Value, version: i64, events: &[Event]) -> serde_json::Value {
     serde_json::json!({
         "return": summary,
         "version": version,
