@@ -32,7 +32,7 @@ use crate::model::{
     ReturnRequest, UnexpectedItem,
 };
 use crate::rejection::Rejection;
-use crate::state::{LineState, ReturnState, Status, is_moving};
+use crate::state::{LineState, ReturnState, Status};
 use crate::values::{Currency, LineNo, Money, Quantity, ReturnId, SerialNumber};
 
 /// Longest free-text reason accepted (cancel, reject, review).
@@ -596,8 +596,20 @@ fn record_settlement(
     let mut linked: Vec<FinancialDocument> = Vec::new();
     for doc in &settlement.documents {
         check_document(state, doc, currency)?;
-        if linked.contains(doc) {
-            continue;
+        // The same document listed twice is linked once; two different
+        // documents under one kind, system and number are a duplicate, as
+        // they would be across two `link_document` commands.
+        if let Some(earlier) = linked
+            .iter()
+            .find(|d| d.kind == doc.kind && d.system == doc.system && d.number == doc.number)
+        {
+            if earlier == doc {
+                continue;
+            }
+            return Err(Rejection::Duplicate {
+                kind: "document",
+                reference: format!("{}:{}", doc.system, doc.number),
+            });
         }
         linked.push(doc.clone());
         events.push(Event::DocumentLinked {
@@ -644,7 +656,7 @@ fn expire(
         return Err(not_allowed());
     }
     // A parcel the carrier has is on its way; it does not expire.
-    if state.last_milestone.is_some_and(|(m, _)| is_moving(m)) {
+    if state.with_carrier() {
         return Err(not_allowed());
     }
     let deadline = state

@@ -430,7 +430,7 @@ impl ReturnState {
                 } else {
                     Status::Requested
                 }
-            } else if self.last_milestone.is_some_and(|(m, _)| is_moving(m)) {
+            } else if self.with_carrier() {
                 Status::InTransit
             } else if self.label.is_some() {
                 Status::LabelIssued
@@ -448,6 +448,28 @@ impl ReturnState {
             Status::PartiallyReceived
         } else {
             Status::Received
+        }
+    }
+
+    /// Whether the carrier has the parcel, by the latest scan. Once the
+    /// parcel was picked up, a pre-transit, failure or exception scan (a
+    /// delay, a damaged box, a carrier re-labelling it) does not give it
+    /// back: only a return to sender does. Otherwise such a scan would send
+    /// the return back to "awaiting shipment" and let it expire while the
+    /// goods are on their way.
+    pub(crate) fn with_carrier(&self) -> bool {
+        let Some((milestone, _)) = self.last_milestone else {
+            return false;
+        };
+        match milestone {
+            CarrierMilestone::InTransit
+            | CarrierMilestone::OutForDelivery
+            | CarrierMilestone::AvailableForPickup
+            | CarrierMilestone::Delivered => true,
+            CarrierMilestone::PreTransit
+            | CarrierMilestone::Failure
+            | CarrierMilestone::Exception => self.lines.values().any(|l| !l.shipped.is_zero()),
+            CarrierMilestone::ReturnToSender => false,
         }
     }
 

@@ -303,6 +303,17 @@ fn deserialize_decimal<'de, D: Deserializer<'de>>(
 /// Maximum decimal places for quantities (grams of a kilogram, say).
 const QUANTITY_SCALE: u32 = 6;
 
+/// Largest quantity accepted (ten billion units; every `u32` fits). Far above
+/// any real return, and small enough that sums and `quantity × price`
+/// products over a return stay inside `Decimal`'s range: its arithmetic
+/// panics on overflow, and one absurd line would otherwise make every later
+/// `decide` on the return panic.
+const MAX_QUANTITY: u64 = 10_000_000_000;
+
+/// Largest money amount accepted, in major units of any currency (ten
+/// trillion), for the same reason as [`MAX_QUANTITY`].
+const MAX_AMOUNT: u64 = 10_000_000_000_000;
+
 /// A non-negative exact quantity in some unit of measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Quantity(Decimal);
@@ -327,6 +338,12 @@ impl Quantity {
             return Err(ValueError::new(
                 "quantity",
                 format!("at most {QUANTITY_SCALE} decimal places, got {d}"),
+            ));
+        }
+        if d > Decimal::from(MAX_QUANTITY) {
+            return Err(ValueError::new(
+                "quantity",
+                format!("must be at most {MAX_QUANTITY}, got {d}"),
             ));
         }
         Ok(Self(d.normalize()))
@@ -407,7 +424,8 @@ impl JsonSchema for Quantity {
             "description": "Non-negative exact decimal, as a string (\"2.5\") or an integer.",
             "type": ["string", "integer"],
             "pattern": "^[0-9]+(\\.[0-9]{1,6})?$",
-            "minimum": 0
+            "minimum": 0,
+            "maximum": MAX_QUANTITY
         })
     }
 }
@@ -556,6 +574,12 @@ impl Money {
             return Err(ValueError::new(
                 "money",
                 format!("amount must not be negative, got {amount}"),
+            ));
+        }
+        if amount > Decimal::from(MAX_AMOUNT) {
+            return Err(ValueError::new(
+                "money",
+                format!("amount must be at most {MAX_AMOUNT}, got {amount}"),
             ));
         }
         let max_scale = currency.minor_units() + 2;
