@@ -589,15 +589,18 @@ impl Money {
                 format!("{amount} has more than {max_scale} decimal places for {currency}"),
             ));
         }
-        Ok(Self {
-            amount: amount.normalize(),
-            currency,
-        })
+        // Shown with at least the currency's minor unit ("77.00 USD", not
+        // "77 USD"), as finance people and ERPs expect; equality is by value.
+        let mut amount = amount.normalize();
+        if amount.scale() < currency.minor_units() {
+            amount.rescale(currency.minor_units());
+        }
+        Ok(Self { amount, currency })
     }
 
     pub fn zero(currency: Currency) -> Self {
         Self {
-            amount: Decimal::ZERO,
+            amount: Decimal::new(0, currency.minor_units()),
             currency,
         }
     }

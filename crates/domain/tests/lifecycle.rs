@@ -1873,6 +1873,6 @@ fn rejections_name_the_command_and_status() {
         .expect_err("over-credit is refused");
     assert_eq!(
         r.to_string(),
-        "line 1: credit 24.01 USD exceeds the 24 USD paid for the settled units"
+        "line 1: credit 24.01 USD exceeds the 24.00 USD paid for the settled units"
     );
 }
