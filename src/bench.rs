@@ -6,7 +6,6 @@
 //! `synchronous=FULL`, PostgreSQL with `synchronous_commit=on`.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -33,7 +32,11 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_enum, default_value_t = Backend::Both)]
     backend: Backend,
     /// PostgreSQL server to create a scratch database on.
-    #[arg(long, env = "BACKHAUL_BENCH_PG_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "BACKHAUL_BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pg_admin_url: String,
 }
 
@@ -60,20 +63,32 @@ pub(crate) async fn run(args: BenchArgs, out: &mut impl Write) -> anyhow::Result
     let mut reports = Vec::new();
     if matches!(args.backend, Backend::Sqlite | Backend::Both) {
         let dir = tempfile::tempdir()?;
-        let store = AnyStore::Sqlite(SqliteStore::open(&dir.path().join("bench.db"), SqliteSync::Full).await?);
+        let store = AnyStore::Sqlite(
+            SqliteStore::open(&dir.path().join("bench.db"), SqliteSync::Full).await?,
+        );
         reports.push(measure("sqlite", store, &args).await?);
     }
     if matches!(args.backend, Backend::Postgres | Backend::Both) {
         let url = PgStore::fresh_database(&args.pg_admin_url, "backhaul_bench")
             .await
-            .with_context(|| format!("cannot create a scratch database on {}", args.pg_admin_url))?;
+            .with_context(|| {
+                format!("cannot create a scratch database on {}", args.pg_admin_url)
+            })?;
         let store = AnyStore::Postgres(PgStore::connect(&url, 16).await?);
         reports.push(measure("postgres", store, &args).await?);
     }
     writeln!(
         out,
         "{:<9} {:>8} {:>8} {:>10} {:>11} {:>9} {:>9} {:>13} {:>9}",
-        "backend", "returns", "events", "returns/s", "events/s", "p50 ms", "p99 ms", "raw events/s", "of raw"
+        "backend",
+        "returns",
+        "events",
+        "returns/s",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "raw events/s",
+        "of raw"
     )?;
     for r in &reports {
         let secs = r.elapsed.as_secs_f64();
@@ -138,17 +153,28 @@ fn lifecycle() -> anyhow::Result<(ReturnRequest, Vec<Command>)> {
     Ok((request, commands))
 }
 
-async fn measure(backend: &'static str, store: AnyStore, args: &BenchArgs) -> anyhow::Result<Report> {
+async fn measure(
+    backend: &'static str,
+    store: AnyStore,
+    args: &BenchArgs,
+) -> anyhow::Result<Report> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let engine = Engine::start(store.clone(), EngineConfig::default(), Arc::new(SystemClock), &tracker, shutdown.child_token());
+    let engine = Engine::start(
+        store.clone(),
+        EngineConfig::default(),
+        Arc::new(SystemClock),
+        &tracker,
+        shutdown.child_token(),
+    );
     let (request, commands) = lifecycle()?;
     let work = Arc::new((request, commands));
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.min(args.returns) {
-        let (engine, work, next, total) = (engine.clone(), work.clone(), next.clone(), args.returns);
+        let (engine, work, next, total) =
+            (engine.clone(), work.clone(), next.clone(), args.returns);
         workers.push(tracker.spawn(async move { drive(engine, work, next, total).await }));
     }
     let mut latency = Histogram::<u64>::new(3)?;

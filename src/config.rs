@@ -3,7 +3,7 @@
 //! `BACKHAUL_STORE__URL`) → command-line flags (applied by the caller).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use backhaul_api::ApiConfig;
@@ -16,20 +16,20 @@ use serde::Deserialize;
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub store: StoreConfig,
-    pub engine: EngineConfig,
-    pub api: ApiConfig,
-    pub log: LogConfig,
+pub(crate) struct Config {
+    pub(crate) server: ServerConfig,
+    pub(crate) store: StoreConfig,
+    pub(crate) engine: EngineConfig,
+    pub(crate) api: ApiConfig,
+    pub(crate) log: LogConfig,
 }
 
 /// The HTTP listener.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// Address and port to listen on.
-    pub listen: String,
+    pub(crate) listen: String,
 }
 
 impl Default for ServerConfig {
@@ -43,11 +43,11 @@ impl Default for ServerConfig {
 /// Logging.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
+pub(crate) struct LogConfig {
     /// `text` for people, `json` for log shippers.
-    pub format: LogFormat,
+    pub(crate) format: LogFormat,
     /// A tracing filter, e.g. `info` or `backhaul_engine=debug,info`.
-    pub filter: String,
+    pub(crate) filter: String,
 }
 
 impl Default for LogConfig {
@@ -61,14 +61,14 @@ impl Default for LogConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 impl Config {
     /// Loads defaults, then `file` if given, then the environment.
-    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+    pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Config> {
         // Every section has `#[serde(default)]`, so an empty figment yields the defaults.
         let mut figment = Figment::new();
         if let Some(path) = file {
@@ -79,7 +79,8 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("BACKHAUL_").split("__"));
         let config: Config = figment.extract().map_err(|e| {
-            let source = file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
+            let source =
+                file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
             anyhow::anyhow!("invalid configuration in {source}: {e}")
         })?;
         config.validate()?;
@@ -87,30 +88,39 @@ impl Config {
     }
 
     /// Checks what serde cannot: addresses and URLs that must parse.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
         let url = &self.store.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             bail!("store.url: {url:?} must start with sqlite: or postgres://");
         }
         if self.api.max_body_bytes == 0 {
             bail!("api.max_body_bytes: must be greater than zero");
         }
-        if self.engine.committer.max_batch_events == 0 || self.engine.committer.queue_capacity == 0 {
-            bail!("engine.committer: max_batch_events and queue_capacity must be greater than zero");
+        if self.engine.committer.max_batch_events == 0 || self.engine.committer.queue_capacity == 0
+        {
+            bail!(
+                "engine.committer: max_batch_events and queue_capacity must be greater than zero"
+            );
         }
         Ok(())
     }
 
-    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
-        self.server
-            .listen
-            .parse()
-            .with_context(|| format!("server.listen: {:?} is not an address like 127.0.0.1:8080", self.server.listen))
+    pub(crate) fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.server.listen.parse().with_context(|| {
+            format!(
+                "server.listen: {:?} is not an address like 127.0.0.1:8080",
+                self.server.listen
+            )
+        })
     }
 }
 
 /// The example configuration shipped with the project.
-pub fn example_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("backhaul.example.toml")
+#[cfg(test)]
+pub(crate) fn example_path() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("backhaul.example.toml")
 }

@@ -94,7 +94,14 @@ struct Hub {
 }
 
 impl Hub {
-    async fn call(&self, partner: &str, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> anyhow::Result<(StatusCode, Value)> {
+    async fn call(
+        &self,
+        partner: &str,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let token = self.tokens.get(partner).context("unknown partner")?;
         let mut req = Request::builder()
             .method(method)
@@ -115,14 +122,26 @@ impl Hub {
             self.counters.replayed.fetch_add(1, Ordering::Relaxed);
         }
         let bytes = resp.into_body().collect().await?.to_bytes();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes)? };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)?
+        };
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         Ok((status, value))
     }
 
     /// A command that must succeed.
-    async fn command(&self, partner: &str, path: &str, key: &str, body: Value) -> anyhow::Result<Value> {
-        let (status, value) = self.call(partner, "POST", path, Some(key), Some(&body)).await?;
+    async fn command(
+        &self,
+        partner: &str,
+        path: &str,
+        key: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
+        let (status, value) = self
+            .call(partner, "POST", path, Some(key), Some(&body))
+            .await?;
         if !status.is_success() {
             bail!("{partner} POST {path} failed with {status}: {value}");
         }
@@ -130,8 +149,16 @@ impl Hub {
     }
 
     /// A command the hub is expected to refuse (counted, not an error).
-    async fn refused(&self, partner: &str, path: &str, key: &str, body: Value) -> anyhow::Result<()> {
-        let (status, value) = self.call(partner, "POST", path, Some(key), Some(&body)).await?;
+    async fn refused(
+        &self,
+        partner: &str,
+        path: &str,
+        key: &str,
+        body: Value,
+    ) -> anyhow::Result<()> {
+        let (status, value) = self
+            .call(partner, "POST", path, Some(key), Some(&body))
+            .await?;
         if status.is_success() {
             bail!("{partner} POST {path} should have been refused: {value}");
         }
@@ -169,7 +196,12 @@ fn plan(idx: usize, rng: &mut StdRng) -> Plan {
             Scenario::SplitDisposition | Scenario::PartialReceipt => rng.gen_range(4..=10),
             _ => rng.gen_range(1..=4),
         };
-        lines.push((sku.to_owned(), qty, price, REASONS[rng.gen_range(0..REASONS.len())]));
+        lines.push((
+            sku.to_owned(),
+            qty,
+            price,
+            REASONS[rng.gen_range(0..REASONS.len())],
+        ));
     }
     // Every fifth order is returned twice: a second return against the same order.
     let order_no = if idx % 5 == 4 { idx - 1 } else { idx };
@@ -188,12 +220,18 @@ fn unit_tax(price: i64) -> i64 {
 }
 
 /// Runs the demo and prints the summary.
-pub(crate) async fn run(dir: Option<PathBuf>, n: usize, seed: u64, out: &mut impl Write) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    dir: Option<PathBuf>,
+    n: usize,
+    seed: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let temp;
     let dir = match dir {
         Some(d) => {
-            std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
             d
         }
         None => {
@@ -210,18 +248,32 @@ pub(crate) async fn run(dir: Option<PathBuf>, n: usize, seed: u64, out: &mut imp
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let clock = ManualClock::new(Utc::now());
-    let engine = Engine::start(store.clone(), EngineConfig::default(), Arc::new(clock.clone()), &tracker, shutdown.child_token());
+    let engine = Engine::start(
+        store.clone(),
+        EngineConfig::default(),
+        Arc::new(clock.clone()),
+        &tracker,
+        shutdown.child_token(),
+    );
 
     let mut tokens = BTreeMap::new();
     let partners: [(&'static str, &[Scope]); 5] = [
         ("portal", &[Scope::ReturnsCreate, Scope::ReturnsRead]),
-        ("support", &[Scope::ReturnsDecide, Scope::ReturnsCancel, Scope::ReturnsRead]),
+        (
+            "support",
+            &[
+                Scope::ReturnsDecide,
+                Scope::ReturnsCancel,
+                Scope::ReturnsRead,
+            ],
+        ),
         ("carrier", &[Scope::CarrierWrite]),
         ("wms", &[Scope::WarehouseWrite, Scope::ReturnsRead]),
         ("erp", &[Scope::FinanceWrite, Scope::ReturnsRead]),
     ];
     for (partner, scopes) in partners {
-        let (token, record) = generate_key(partner, scopes, clock.now()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (token, record) =
+            generate_key(partner, scopes, clock.now()).map_err(|e| anyhow::anyhow!("{e}"))?;
         store.insert_api_key(record).await?;
         tokens.insert(partner, token);
     }
@@ -255,11 +307,21 @@ pub(crate) async fn run(dir: Option<PathBuf>, n: usize, seed: u64, out: &mut imp
     .await?;
 
     progress.set_message("week 1: request → receipt");
-    let ids = drive_all(&tracker, &hub, &plans, &progress, |hub, plan| async move { week_one(&hub, &plan).await }).await?;
+    let ids = drive_all(&tracker, &hub, &plans, &progress, |hub, plan| async move {
+        week_one(&hub, &plan).await
+    })
+    .await?;
     clock.advance(Duration::days(8));
     progress.set_message("week 2: late units, close");
     let phase_two: Vec<(Plan, String)> = plans.iter().cloned().zip(ids).collect();
-    drive_all(&tracker, &hub, &phase_two, &progress, |hub, (plan, id)| async move { week_two(&hub, &plan, &id).await }).await?;
+    drive_all(
+        &tracker,
+        &hub,
+        &phase_two,
+        &progress,
+        |hub, (plan, id)| async move { week_two(&hub, &plan, &id).await },
+    )
+    .await?;
     progress.finish_and_clear();
 
     let summary = summarize(&engine, &store).await?;
@@ -274,7 +336,13 @@ pub(crate) async fn run(dir: Option<PathBuf>, n: usize, seed: u64, out: &mut imp
 }
 
 /// Drives every item through `step`, at most [`PARALLEL`] at a time, on the tracker.
-async fn drive_all<T, F, Fut, R>(tracker: &TaskTracker, hub: &Arc<Hub>, items: &[T], progress: &ProgressBar, step: F) -> anyhow::Result<Vec<R>>
+async fn drive_all<T, F, Fut, R>(
+    tracker: &TaskTracker,
+    hub: &Arc<Hub>,
+    items: &[T],
+    progress: &ProgressBar,
+    step: F,
+) -> anyhow::Result<Vec<R>>
 where
     T: Clone + Send + 'static,
     F: Fn(Arc<Hub>, T) -> Fut,
@@ -322,23 +390,42 @@ async fn week_one(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
         .collect();
     let request = json!({"channel": "portal", "customer": p.customer, "order_ref": p.order_ref,
                          "currency": "USD", "site": "DC1", "region": "NA", "lines": lines});
-    let created = hub.command("portal", "/v1/returns", &k("create"), request.clone()).await?;
+    let created = hub
+        .command("portal", "/v1/returns", &k("create"), request.clone())
+        .await?;
     if p.send_duplicates {
         // The portal times out and sends the same request again.
-        hub.command("portal", "/v1/returns", &k("create"), request).await?;
+        hub.command("portal", "/v1/returns", &k("create"), request)
+            .await?;
     }
-    let id = created["return"]["return_id"].as_str().context("no return_id")?.to_owned();
+    let id = created["return"]["return_id"]
+        .as_str()
+        .context("no return_id")?
+        .to_owned();
     let now = Utc::now();
     match p.scenario {
         Scenario::Rejected => {
-            hub.command("support", &path(&id, "reject"), &k("reject"), json!({"reason": "outside the return window"})).await?;
+            hub.command(
+                "support",
+                &path(&id, "reject"),
+                &k("reject"),
+                json!({"reason": "outside the return window"}),
+            )
+            .await?;
             // The WMS tries to receive against a rejected return: refused.
             hub.refused("wms", &path(&id, "receipts"), &k("bad-receipt"), json!({"receipt_ref": format!("RCV-{}-X", p.idx), "lines": [{"sku": p.lines[0].0, "quantity": "1"}]})).await?;
             return Ok(id);
         }
         Scenario::ReviewThenApproved => {
-            hub.command("support", &path(&id, "hold"), &k("hold"), json!({"reason": "high value, check photos"})).await?;
-            hub.command("support", &path(&id, "approve"), &k("approve"), json!({})).await?;
+            hub.command(
+                "support",
+                &path(&id, "hold"),
+                &k("hold"),
+                json!({"reason": "high value, check photos"}),
+            )
+            .await?;
+            hub.command("support", &path(&id, "approve"), &k("approve"), json!({}))
+                .await?;
         }
         Scenario::Standard
         | Scenario::PartialReceipt
@@ -346,15 +433,23 @@ async fn week_one(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
         | Scenario::OverAndUnexpected
         | Scenario::CancelledAfterLabel
         | Scenario::Expired => {
-            hub.command("support", &path(&id, "approve"), &k("approve"), json!({})).await?;
+            hub.command("support", &path(&id, "approve"), &k("approve"), json!({}))
+                .await?;
         }
     }
     let label = json!({"carrier": "UPS", "tracking_number": format!("1Z{:010}", p.idx), "label_ref": format!("LBL-{}", p.idx),
                        "expires_at": (now + Duration::days(7)).to_rfc3339()});
-    hub.command("carrier", &path(&id, "label"), &k("label"), label).await?;
+    hub.command("carrier", &path(&id, "label"), &k("label"), label)
+        .await?;
     match p.scenario {
         Scenario::CancelledAfterLabel => {
-            hub.command("support", &path(&id, "cancel"), &k("cancel"), json!({"reason": "customer kept the goods"})).await?;
+            hub.command(
+                "support",
+                &path(&id, "cancel"),
+                &k("cancel"),
+                json!({"reason": "customer kept the goods"}),
+            )
+            .await?;
             return Ok(id);
         }
         Scenario::Expired => return Ok(id),
@@ -366,17 +461,49 @@ async fn week_one(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
         | Scenario::ReviewThenApproved => {}
     }
     // Carrier scans: sometimes `delivered` arrives before `in_transit`, sometimes twice.
-    let in_transit = json!({"milestone": "in_transit", "occurred_at": (now + Duration::hours(20)).to_rfc3339()});
-    let delivered = json!({"milestone": "delivered", "occurred_at": (now + Duration::hours(60)).to_rfc3339()});
+    let in_transit =
+        json!({"milestone": "in_transit", "occurred_at": (now + Duration::hours(20)).to_rfc3339()});
+    let delivered =
+        json!({"milestone": "delivered", "occurred_at": (now + Duration::hours(60)).to_rfc3339()});
     if p.idx % 7 == 3 {
-        hub.command("carrier", &path(&id, "milestones"), &k("delivered"), delivered).await?;
-        hub.command("carrier", &path(&id, "milestones"), &k("in-transit"), in_transit).await?;
+        hub.command(
+            "carrier",
+            &path(&id, "milestones"),
+            &k("delivered"),
+            delivered,
+        )
+        .await?;
+        hub.command(
+            "carrier",
+            &path(&id, "milestones"),
+            &k("in-transit"),
+            in_transit,
+        )
+        .await?;
     } else {
-        hub.command("carrier", &path(&id, "milestones"), &k("in-transit"), in_transit.clone()).await?;
+        hub.command(
+            "carrier",
+            &path(&id, "milestones"),
+            &k("in-transit"),
+            in_transit.clone(),
+        )
+        .await?;
         if p.send_duplicates {
-            hub.command("carrier", &path(&id, "milestones"), &k("in-transit"), in_transit).await?;
+            hub.command(
+                "carrier",
+                &path(&id, "milestones"),
+                &k("in-transit"),
+                in_transit,
+            )
+            .await?;
         }
-        hub.command("carrier", &path(&id, "milestones"), &k("delivered"), delivered).await?;
+        hub.command(
+            "carrier",
+            &path(&id, "milestones"),
+            &k("delivered"),
+            delivered,
+        )
+        .await?;
     }
     // The warehouse receives; for partial receipts only ~60% now.
     let mut receipt_lines: Vec<Value> = p
@@ -388,7 +515,6 @@ async fn week_one(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
                 Scenario::PartialReceipt => (qty * 6).div_ceil(10),
                 Scenario::OverAndUnexpected if i == 0 => qty + 1,
                 Scenario::Standard
-                | Scenario::PartialReceipt
                 | Scenario::SplitDisposition
                 | Scenario::OverAndUnexpected
                 | Scenario::Rejected
@@ -403,19 +529,39 @@ async fn week_one(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
         receipt_lines.push(json!({"sku": "MYSTERY-BOX", "quantity": "1"}));
     }
     let receipt = json!({"receipt_ref": format!("RCV-{}-1", p.idx), "lines": receipt_lines});
-    let after = hub.command("wms", &path(&id, "receipts"), &k("receipt-1"), receipt.clone()).await?;
+    let after = hub
+        .command(
+            "wms",
+            &path(&id, "receipts"),
+            &k("receipt-1"),
+            receipt.clone(),
+        )
+        .await?;
     if p.send_duplicates {
         // The WMS replays its receipt message: answered, not applied twice.
-        hub.command("wms", &path(&id, "receipts"), &k("receipt-1"), receipt).await?;
+        hub.command("wms", &path(&id, "receipts"), &k("receipt-1"), receipt)
+            .await?;
     }
     process_received(hub, p, &id, &after, "1").await?;
-    hub.command("erp", &path(&id, "documents"), &k("erp-ro"), json!({"kind": "erp_return_order", "system": "erp", "number": format!("RO-{:06}", p.idx)})).await?;
+    hub.command(
+        "erp",
+        &path(&id, "documents"),
+        &k("erp-ro"),
+        json!({"kind": "erp_return_order", "system": "erp", "number": format!("RO-{:06}", p.idx)}),
+    )
+    .await?;
     settle(hub, p, &id, "1").await?;
     Ok(id)
 }
 
 /// Inspects and dispositions every unit awaiting it, per the scenario.
-async fn process_received(hub: &Hub, p: &Plan, id: &str, state: &Value, round: &str) -> anyhow::Result<()> {
+async fn process_received(
+    hub: &Hub,
+    p: &Plan,
+    id: &str,
+    state: &Value,
+    round: &str,
+) -> anyhow::Result<()> {
     let k = |step: &str| format!("demo-{}-{step}-{round}", p.idx);
     let mut inspections = Vec::new();
     let mut dispositions = Vec::new();
@@ -430,35 +576,57 @@ async fn process_received(hub: &Hub, p: &Plan, id: &str, state: &Value, round: &
         inspections.push(json!({"line_no": line_no, "quantity": todo.to_string(), "condition": if p.scenario == Scenario::SplitDisposition { "MIXED" } else { "GOOD" }}));
         if p.scenario == Scenario::SplitDisposition && todo >= 4 {
             // e.g. 10 units: 7 restock, 2 scrap, 1 vendor return.
-            let scrap = todo / 5;
+            let scrap = (todo / 5).max(1);
             let vendor = 1;
             let restock = todo - scrap - vendor;
             dispositions.push(json!({"line_no": line_no, "quantity": restock.to_string(), "disposition": "restock"}));
-            dispositions.push(json!({"line_no": line_no, "quantity": scrap.to_string(), "disposition": "scrap"}));
+            dispositions.push(
+                json!({"line_no": line_no, "quantity": scrap.to_string(), "disposition": "scrap"}),
+            );
             dispositions.push(json!({"line_no": line_no, "quantity": vendor.to_string(), "disposition": "vendor_return"}));
         } else {
-            dispositions.push(json!({"line_no": line_no, "quantity": todo.to_string(), "disposition": "restock"}));
+            dispositions.push(
+                json!({"line_no": line_no, "quantity": todo.to_string(), "disposition": "restock"}),
+            );
         }
     }
     if inspections.is_empty() {
         return Ok(());
     }
-    hub.command("wms", &path(id, "inspections"), &k("inspect"), json!({"inspections": inspections})).await?;
-    hub.command("wms", &path(id, "dispositions"), &k("dispose"), json!({"dispositions": dispositions})).await?;
+    hub.command(
+        "wms",
+        &path(id, "inspections"),
+        &k("inspect"),
+        json!({"inspections": inspections}),
+    )
+    .await?;
+    hub.command(
+        "wms",
+        &path(id, "dispositions"),
+        &k("dispose"),
+        json!({"dispositions": dispositions}),
+    )
+    .await?;
     Ok(())
 }
 
 /// Credits every dispositioned, unsettled unit: price plus tax, less a 10%
 /// restocking fee on the price for a change of mind.
 async fn settle(hub: &Hub, p: &Plan, id: &str, round: &str) -> anyhow::Result<()> {
-    let (_, current) = hub.call("erp", "GET", &format!("/v1/returns/{id}"), None, None).await?;
+    let (_, current) = hub
+        .call("erp", "GET", &format!("/v1/returns/{id}"), None, None)
+        .await?;
     let mut lines = Vec::new();
     let mut total = 0i64;
     for line in current["lines"].as_array().context("no lines")? {
         let line_no = line["line"]["line_no"].as_u64().context("line_no")?;
         let dispositioned: i64 = line["dispositioned"]
             .as_object()
-            .map(|m| m.values().filter_map(|v| v.as_str()?.parse::<i64>().ok()).sum())
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v.as_str()?.parse::<i64>().ok())
+                    .sum()
+            })
             .unwrap_or(0);
         let settled: i64 = line["settled"].as_str().context("settled")?.parse()?;
         let qty = dispositioned - settled;
@@ -467,17 +635,29 @@ async fn settle(hub: &Hub, p: &Plan, id: &str, round: &str) -> anyhow::Result<()
         }
         let idx = usize::try_from(line_no)? - 1;
         let (_, _, price, reason) = &p.lines[idx];
-        let fee = if *reason == "CHANGED_MIND" { price / 10 } else { 0 };
+        let fee = if *reason == "CHANGED_MIND" {
+            price / 10
+        } else {
+            0
+        };
         let amount = qty * (price + unit_tax(*price) - fee);
         total += amount;
-        lines.push(json!({"line_no": line_no, "quantity": qty.to_string(), "amount": money(amount)}));
+        lines.push(
+            json!({"line_no": line_no, "quantity": qty.to_string(), "amount": money(amount)}),
+        );
     }
     if lines.is_empty() {
         return Ok(());
     }
     let body = json!({"settlement_ref": format!("STL-{}-{round}", p.idx), "lines": lines,
                       "documents": [{"kind": "credit_memo", "system": "erp", "number": format!("CM-{}-{round}", p.idx), "amount": money(total)}]});
-    hub.command("erp", &path(id, "settlements"), &format!("demo-{}-settle-{round}", p.idx), body).await?;
+    hub.command(
+        "erp",
+        &path(id, "settlements"),
+        &format!("demo-{}-settle-{round}", p.idx),
+        body,
+    )
+    .await?;
     Ok(())
 }
 
@@ -487,7 +667,8 @@ async fn week_two(hub: &Hub, p: &Plan, id: &str) -> anyhow::Result<()> {
     match p.scenario {
         Scenario::Rejected | Scenario::CancelledAfterLabel => return Ok(()),
         Scenario::Expired => {
-            hub.command("support", &path(id, "expire"), &k("expire"), json!({})).await?;
+            hub.command("support", &path(id, "expire"), &k("expire"), json!({}))
+                .await?;
             return Ok(());
         }
         Scenario::PartialReceipt => {
@@ -500,14 +681,25 @@ async fn week_two(hub: &Hub, p: &Plan, id: &str) -> anyhow::Result<()> {
                 .filter(|l| l["quantity"] != "0")
                 .collect();
             if !receipt_lines.is_empty() {
-                let after = hub.command("wms", &path(id, "receipts"), &k("receipt-2"), json!({"receipt_ref": format!("RCV-{}-2", p.idx), "lines": receipt_lines})).await?;
+                let after = hub
+                    .command(
+                        "wms",
+                        &path(id, "receipts"),
+                        &k("receipt-2"),
+                        json!({"receipt_ref": format!("RCV-{}-2", p.idx), "lines": receipt_lines}),
+                    )
+                    .await?;
                 process_received(hub, p, id, &after, "2").await?;
                 settle(hub, p, id, "2").await?;
             }
         }
-        Scenario::Standard | Scenario::SplitDisposition | Scenario::OverAndUnexpected | Scenario::ReviewThenApproved => {}
+        Scenario::Standard
+        | Scenario::SplitDisposition
+        | Scenario::OverAndUnexpected
+        | Scenario::ReviewThenApproved => {}
     }
-    hub.command("erp", &path(id, "close"), &k("close"), json!({})).await?;
+    hub.command("erp", &path(id, "close"), &k("close"), json!({}))
+        .await?;
     Ok(())
 }
 
@@ -544,12 +736,25 @@ async fn summarize(engine: &Engine, store: &AnyStore) -> anyhow::Result<Summary>
         }
         offset += u32::try_from(page.len())?;
         for r in &page {
-            *s.by_status.entry(r["status"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+            *s.by_status
+                .entry(r["status"].as_str().unwrap_or("?").to_owned())
+                .or_default() += 1;
             for flag in r["flags"].as_array().into_iter().flatten() {
-                *s.open_flags.entry(flag.as_str().unwrap_or("?").to_owned()).or_default() += 1;
+                *s.open_flags
+                    .entry(flag.as_str().unwrap_or("?").to_owned())
+                    .or_default() += 1;
             }
             let t = &r["totals"];
-            for key in ["requested", "authorized", "received", "over_received", "unexpected", "inspected", "dispositioned", "settled"] {
+            for key in [
+                "requested",
+                "authorized",
+                "received",
+                "over_received",
+                "unexpected",
+                "inspected",
+                "dispositioned",
+                "settled",
+            ] {
                 *s.units.entry(key).or_default() += dec(&t[key]);
             }
             s.paid_for_received += dec(&r["paid_for_received"]);
@@ -563,12 +768,21 @@ async fn summarize(engine: &Engine, store: &AnyStore) -> anyhow::Result<Summary>
                     disp += dec(v);
                 }
                 // Units conserved: received = awaiting inspection + awaiting disposition + dispositioned.
-                if (received - inspected) + (inspected - disp) + disp != received || disp > inspected || inspected > received {
-                    s.problems.push(format!("{}: units not conserved on a line", r["rma_number"]));
+                if (received - inspected) + (inspected - disp) + disp != received
+                    || disp > inspected
+                    || inspected > received
+                {
+                    s.problems.push(format!(
+                        "{}: units not conserved on a line",
+                        r["rma_number"]
+                    ));
                 }
-                let paid = dec(&line["settled"]) * (dec(&line["line"]["unit_price"]["amount"]) + dec(&line["line"]["unit_tax"]["amount"]));
+                let paid = dec(&line["settled"])
+                    * (dec(&line["line"]["unit_price"]["amount"])
+                        + dec(&line["line"]["unit_tax"]["amount"]));
                 if dec(&line["credited"]) > paid {
-                    s.problems.push(format!("{}: credited more than paid", r["rma_number"]));
+                    s.problems
+                        .push(format!("{}: credited more than paid", r["rma_number"]));
                 }
             }
         }
@@ -583,8 +797,19 @@ async fn summarize(engine: &Engine, store: &AnyStore) -> anyhow::Result<Summary>
     Ok(s)
 }
 
-fn print_summary(out: &mut impl Write, n: usize, s: &Summary, c: &Counters, db: &std::path::Path, elapsed: std::time::Duration) -> anyhow::Result<()> {
-    writeln!(out, "Backhaul demo: {n} returns on embedded SQLite ({})", db.display())?;
+fn print_summary(
+    out: &mut impl Write,
+    n: usize,
+    s: &Summary,
+    c: &Counters,
+    db: &std::path::Path,
+    elapsed: std::time::Duration,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "Backhaul demo: {n} returns on embedded SQLite ({})",
+        db.display()
+    )?;
     writeln!(out)?;
     writeln!(out, "{:<22} {:>8}", "outcome", "returns")?;
     for (status, count) in &s.by_status {
@@ -592,27 +817,69 @@ fn print_summary(out: &mut impl Write, n: usize, s: &Summary, c: &Counters, db: 
     }
     writeln!(out)?;
     writeln!(out, "{:<22} {:>8}", "units", "count")?;
-    for key in ["requested", "authorized", "received", "over_received", "unexpected", "inspected", "dispositioned", "settled"] {
-        writeln!(out, "{key:<22} {:>8}", s.units.get(key).copied().unwrap_or_default())?;
+    for key in [
+        "requested",
+        "authorized",
+        "received",
+        "over_received",
+        "unexpected",
+        "inspected",
+        "dispositioned",
+        "settled",
+    ] {
+        writeln!(
+            out,
+            "{key:<22} {:>8}",
+            s.units.get(key).copied().unwrap_or_default()
+        )?;
     }
     for (d, q) in &s.by_disposition {
         writeln!(out, "  {:<20} {q:>8}", format!("→ {d}"))?;
     }
     writeln!(out)?;
     writeln!(out, "{:<22} {:>12}", "money (USD)", "amount")?;
-    writeln!(out, "{:<22} {:>12}", "paid for received", s.paid_for_received)?;
+    writeln!(
+        out,
+        "{:<22} {:>12}",
+        "paid for received", s.paid_for_received
+    )?;
     writeln!(out, "{:<22} {:>12}", "credited", s.credited)?;
-    writeln!(out, "{:<22} {:>12}", "retained (fees)", s.paid_for_received - s.credited)?;
+    writeln!(
+        out,
+        "{:<22} {:>12}",
+        "retained (fees)",
+        s.paid_for_received - s.credited
+    )?;
     writeln!(out)?;
-    writeln!(out, "requests sent          {:>8}", c.requests.load(Ordering::Relaxed))?;
-    writeln!(out, "duplicates replayed    {:>8}  (answered from the idempotency record, not re-applied)", c.replayed.load(Ordering::Relaxed))?;
-    writeln!(out, "commands refused       {:>8}  (business rule: nothing stored)", c.refused.load(Ordering::Relaxed))?;
-    writeln!(out, "bad input refused      {:>8}  (problem+json, nothing stored)", c.bad_input.load(Ordering::Relaxed))?;
+    writeln!(
+        out,
+        "requests sent          {:>8}",
+        c.requests.load(Ordering::Relaxed)
+    )?;
+    writeln!(
+        out,
+        "duplicates replayed    {:>8}  (answered from the idempotency record, not re-applied)",
+        c.replayed.load(Ordering::Relaxed)
+    )?;
+    writeln!(
+        out,
+        "commands refused       {:>8}  (business rule: nothing stored)",
+        c.refused.load(Ordering::Relaxed)
+    )?;
+    writeln!(
+        out,
+        "bad input refused      {:>8}  (problem+json, nothing stored)",
+        c.bad_input.load(Ordering::Relaxed)
+    )?;
     writeln!(out, "events in the log      {:>8}", s.events)?;
     for (flag, count) in &s.open_flags {
         writeln!(out, "flagged {flag:<14} {count:>8}")?;
     }
-    let ok = if s.problems.is_empty() { "yes (units conserved, credit ≤ paid on every line)" } else { "NO" };
+    let ok = if s.problems.is_empty() {
+        "yes (units conserved, credit ≤ paid on every line)"
+    } else {
+        "NO"
+    };
     writeln!(out, "reconciled             {ok}")?;
     writeln!(out, "elapsed                {:.2?}", elapsed)?;
     Ok(())

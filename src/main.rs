@@ -88,7 +88,9 @@ enum KeysCmd {
         scopes: Vec<String>,
     },
     List,
-    Revoke { key_id: String },
+    Revoke {
+        key_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,7 +121,9 @@ fn main() -> std::process::ExitCode {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -155,8 +159,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .iter()
                         .map(|s| Scope::parse(s).map_err(|e| anyhow::anyhow!("--scope {s:?}: {e}")))
                         .collect::<anyhow::Result<Vec<_>>>()?;
-                    let (token, record) = backhaul_api::generate_key(&partner, &scopes, chrono::Utc::now())
-                        .map_err(|e| anyhow::anyhow!("--partner {partner:?}: {e}"))?;
+                    let (token, record) =
+                        backhaul_api::generate_key(&partner, &scopes, chrono::Utc::now())
+                            .map_err(|e| anyhow::anyhow!("--partner {partner:?}: {e}"))?;
                     store.insert_api_key(record.clone()).await?;
                     writeln!(out, "key_id:  {}", record.key_id)?;
                     writeln!(out, "partner: {}", record.partner)?;
@@ -165,9 +170,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     writeln!(out, "(the token is shown once; only its hash is stored)")?;
                 }
                 KeysCmd::List => {
-                    writeln!(out, "{:<14} {:<16} {:<10} {:<26} scopes", "key_id", "partner", "state", "created")?;
+                    writeln!(
+                        out,
+                        "{:<14} {:<16} {:<10} {:<26} scopes",
+                        "key_id", "partner", "state", "created"
+                    )?;
                     for k in store.list_api_keys().await? {
-                        let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                        let state = if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
                         writeln!(
                             out,
                             "{:<14} {:<16} {:<10} {:<26} {}",
@@ -201,13 +214,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             Ok(())
         }
-        Cmd::Config { action: ConfigCmd::Check { config } } => {
+        Cmd::Config {
+            action: ConfigCmd::Check { config },
+        } => {
             let path = config.clone();
             let config = Config::load(config.as_deref())?;
             writeln!(
                 out,
                 "configuration {} is valid: listen {}, store {}",
-                path.map_or_else(|| "(defaults + environment)".to_owned(), |p| p.display().to_string()),
+                path.map_or_else(
+                    || "(defaults + environment)".to_owned(),
+                    |p| p.display().to_string()
+                ),
                 config.server.listen,
                 config.store.url
             )?;

@@ -184,6 +184,7 @@ impl ApiError {
                     "The return is busy",
                 )
                 .with_header(header::RETRY_AFTER, "1"),
+                EngineError::Store(backhaul_store::Error::ShuttingDown) => shutting_down(),
                 EngineError::Invariant(_) | EngineError::Corrupt(_) | EngineError::Store(_) => {
                     internal()
                 }
@@ -254,9 +255,21 @@ impl ApiError {
                 "method_not_allowed",
                 "Method not allowed",
             ),
+            ApiError::Store(backhaul_store::Error::ShuttingDown) => shutting_down(),
             ApiError::Store(_) => internal(),
         }
     }
+}
+
+/// The hub is stopping: nothing was applied, and another hub (or this one
+/// after its restart) will take the retry.
+fn shutting_down() -> Kind {
+    kind(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "The hub is shutting down; retry",
+    )
+    .with_header(header::RETRY_AFTER, "1")
 }
 
 impl IntoResponse for ApiError {
