@@ -1,0 +1,1201 @@
+//! The storage conformance suite: every check is written once against
+//! [`AnyStore`] and runs on both backends, SQLite (a fresh file in a temporary
+//! directory, `synchronous=NORMAL` because durability is not what these
+//! checks are about) and PostgreSQL (a fresh database per check on the server
+//! of `BACKHAUL_TEST_PG_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`).
+//!
+//! PostgreSQL being unreachable fails the PostgreSQL checks with a message
+//! saying so: a skipped check would let a backend rot unnoticed.
+//!
+//! Each check commits a handful of transactions at most, because every
+//! commit is an fsync and this machine's disk is slow when it is busy.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::task::{Context, Waker};
+
+use backhaul_store::{
+    AnyStore, ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Committer,
+    CommitterConfig, Error, EventStore, IdempotencyRecord, NewEvent, PgStore, RawEventRow,
+    SqliteSync, StoreConfig, SummaryFilter, SummaryRow,
+};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+const DEFAULT_PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+// ---------------------------------------------------------------------------
+// Backends
+
+/// A store under test plus what must live (and be cleaned up) with it.
+struct Backend {
+    store: AnyStore,
+    /// Keeps the SQLite file's directory alive until the check ends.
+    _dir: Option<tempfile::TempDir>,
+    /// PostgreSQL: (admin URL, database name), dropped after a passing check.
+    database: Option<(String, String)>,
+}
+
+impl Backend {
+    async fn sqlite() -> Backend {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let path = dir.path().join("conformance.db");
+        let config = StoreConfig {
+            url: format!("sqlite://{}", path.display()),
+            sqlite_sync: SqliteSync::Normal,
+            ..StoreConfig::default()
+        };
+        let store = AnyStore::open(&config)
+            .await
+            .expect("open the SQLite store");
+        assert_eq!(store.backend_name(), "sqlite");
+        Backend {
+            store,
+            _dir: Some(dir),
+            database: None,
+        }
+    }
+
+    async fn postgres() -> Backend {
+        let admin_url = std::env::var("BACKHAUL_TEST_PG_URL")
+            .unwrap_or_else(|_| DEFAULT_PG_ADMIN_URL.to_owned());
+        let url = PgStore::fresh_database(&admin_url, "backhaul_conformance")
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is required for the conformance suite but {admin_url} failed: {e}. \
+                     Start it (pg_ctlcluster --skip-systemctl-redirect <version> main start) or \
+                     point BACKHAUL_TEST_PG_URL at a server you may create databases on."
+                )
+            });
+        let name = url
+            .rsplit('/')
+            .next()
+            .and_then(|last| last.split('?').next())
+            .expect("fresh_database returns a URL with a database")
+            .to_owned();
+        let config = StoreConfig {
+            url,
+            max_connections: 4,
+            ..StoreConfig::default()
+        };
+        let store = AnyStore::open(&config)
+            .await
+            .expect("open the PostgreSQL store");
+        assert_eq!(store.backend_name(), "postgres");
+        Backend {
+            store,
+            _dir: None,
+            database: Some((admin_url, name)),
+        }
+    }
+
+    /// Drops the check's PostgreSQL database. Only reached when the check
+    /// passed, so a failing check leaves its database behind to inspect.
+    async fn finish(self) {
+        drop(self.store);
+        if let Some((admin_url, name)) = self.database {
+            let mut admin = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("connect to drop the test database");
+            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .expect("drop the test database");
+        }
+    }
+}
+
+/// Instantiates one `#[tokio::test]` per check and backend.
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let backend = super::Backend::sqlite().await;
+                    super::$check(backend.store.clone()).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let backend = super::Backend::postgres().await;
+                    super::$check(backend.store.clone()).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    append_and_read_stream_round_trip,
+    stale_version_is_rejected_and_the_rest_of_the_batch_commits,
+    requests_for_one_stream_apply_in_order_within_a_batch,
+    creating_a_stream_twice_conflicts,
+    taken_idempotency_keys_conflict_and_write_nothing,
+    request_without_events_checks_version_and_records_its_key,
+    failing_batch_writes_nothing,
+    read_all_is_complete_and_in_position_order,
+    large_batch_crosses_chunk_boundaries,
+    summaries_get_and_list_with_filters,
+    sku_filter_follows_sku_changes,
+    backlog_counts_open_returns,
+    replace_summaries_replaces_the_read_model,
+    api_keys_insert_find_list_revoke,
+    raw_insert_writes_rows,
+    committer_answers_many_concurrent_appends,
+    committer_isolates_a_failing_request,
+    committer_shutdown_commits_queued_requests_then_refuses,
+);
+
+// ---------------------------------------------------------------------------
+// Test data
+
+/// A fixed instant plus `seconds`, with microseconds (the precision both
+/// backends keep).
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_740_830_400 + seconds, 123_456_000).expect("valid timestamp")
+}
+
+fn event(n: i64) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::now_v7(),
+        event_type: format!("Event{n}"),
+        schema_version: i32::try_from(n % 3 + 1).expect("small"),
+        payload: json!({ "n": n, "lines": [{ "sku": "SKU-1", "qty": 2 }], "note": "ü \"quoted\"" }),
+        correlation_id: Uuid::new_v4(),
+        causation_id: Uuid::new_v4(),
+        recorded_at: at(n),
+    }
+}
+
+fn summary(stream_id: Uuid, version: i64) -> SummaryRow {
+    SummaryRow {
+        stream_id,
+        version,
+        reference: format!("RMA-{}", &stream_id.simple().to_string()[..8]),
+        status: "requested".to_owned(),
+        stage: "intake".to_owned(),
+        owner: "customer".to_owned(),
+        open: true,
+        customer: "cust-1".to_owned(),
+        order_ref: "ORD-1".to_owned(),
+        skus: vec!["SKU-1".to_owned()],
+        created_at: at(0),
+        updated_at: at(version),
+        body: json!({ "version": version, "lines": [] }),
+    }
+}
+
+/// Appends `events` events to `stream_id`, which is at `expected`.
+fn append(stream_id: Uuid, expected: i64, events: i64) -> AppendRequest {
+    AppendRequest {
+        stream_id,
+        expected_version: expected,
+        events: (expected + 1..=expected + events).map(event).collect(),
+        summary: summary(stream_id, expected + events),
+        idempotency: None,
+    }
+}
+
+fn with_key(mut req: AppendRequest, partner: &str, key: &str) -> AppendRequest {
+    req.idempotency = Some(IdempotencyRecord {
+        partner: partner.to_owned(),
+        key: key.to_owned(),
+        request_hash: format!("hash-of-{key}"),
+        stream_id: req.stream_id,
+        status: 201,
+        response: json!({ "id": req.stream_id, "status": "created" }),
+        created_at: at(5),
+    });
+    req
+}
+
+async fn commit(
+    store: &AnyStore,
+    batch: Vec<AppendRequest>,
+) -> Vec<Result<Appended, AppendConflict>> {
+    store.append_batch(batch).await.expect("batch commits")
+}
+
+async fn commit_ok(store: &AnyStore, batch: Vec<AppendRequest>) -> Vec<Appended> {
+    commit(store, batch)
+        .await
+        .into_iter()
+        .map(|outcome| outcome.expect("append accepted"))
+        .collect()
+}
+
+fn version_conflict(stream_id: Uuid, expected: i64, actual: i64) -> AppendConflict {
+    AppendConflict::Version {
+        stream_id,
+        expected,
+        actual,
+    }
+}
+
+fn key_conflict(partner: &str, key: &str) -> AppendConflict {
+    AppendConflict::IdempotencyKey {
+        partner: partner.to_owned(),
+        key: key.to_owned(),
+    }
+}
+
+async fn versions(store: &AnyStore, stream_id: Uuid) -> Vec<i64> {
+    store
+        .read_stream(stream_id)
+        .await
+        .expect("read stream")
+        .iter()
+        .map(|e| e.version)
+        .collect()
+}
+
+async fn list(store: &AnyStore, filter: SummaryFilter) -> Vec<Uuid> {
+    store
+        .list_summaries(&filter)
+        .await
+        .expect("list summaries")
+        .iter()
+        .map(|s| s.stream_id)
+        .collect()
+}
+
+/// Polls `future` once, so it runs up to its first real wait. For
+/// `CommitterHandle::append` that queues the request; the committer task
+/// cannot take it before the test yields (the test runtime has one thread),
+/// so the requests queued this way form one batch.
+fn queue<F: Future>(future: Pin<&mut F>) {
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(
+        future.poll(&mut cx).is_pending(),
+        "the committer cannot have answered yet"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+
+async fn append_and_read_stream_round_trip(store: AnyStore) {
+    let id = Uuid::now_v7();
+    let req = with_key(append(id, 0, 3), "acme", "k-1");
+    let expected_events = req.events.clone();
+    let expected_summary = req.summary.clone();
+    let expected_record = req.idempotency.clone();
+
+    let outcome = commit_ok(&store, vec![req]).await;
+    assert_eq!(outcome[0].new_version, 3);
+
+    let events = store.read_stream(id).await.expect("read stream");
+    assert_eq!(events.len(), 3);
+    for (i, recorded) in events.iter().enumerate() {
+        assert_eq!(recorded.stream_id, id);
+        assert_eq!(recorded.version, i64::try_from(i).expect("small") + 1);
+        assert_eq!(
+            recorded.event, expected_events[i],
+            "every envelope field survives"
+        );
+    }
+    assert!(events.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(outcome[0].last_position, events[2].position);
+
+    assert_eq!(
+        store.get_summary(id).await.expect("get summary"),
+        Some(expected_summary)
+    );
+    assert_eq!(
+        store
+            .find_idempotency("acme", "k-1")
+            .await
+            .expect("find key"),
+        expected_record
+    );
+    assert_eq!(
+        store
+            .find_idempotency("other", "k-1")
+            .await
+            .expect("find key"),
+        None
+    );
+    assert!(
+        store
+            .read_stream(Uuid::now_v7())
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(store.get_summary(Uuid::now_v7()).await.expect("get"), None);
+}
+
+async fn stale_version_is_rejected_and_the_rest_of_the_batch_commits(store: AnyStore) {
+    let (a, b, c, missing) = (
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+        Uuid::now_v7(),
+    );
+    commit_ok(&store, vec![append(a, 0, 2), append(b, 0, 1)]).await;
+    let before = store.get_summary(a).await.expect("get");
+
+    let mut stale = with_key(append(a, 1, 1), "acme", "stale");
+    stale.summary.status = "should-not-be-written".to_owned();
+    let outcomes = commit(
+        &store,
+        vec![
+            stale,
+            append(b, 1, 2),
+            append(c, 0, 1),
+            append(missing, 4, 1),
+        ],
+    )
+    .await;
+
+    assert_eq!(outcomes[0], Err(version_conflict(a, 1, 2)));
+    assert_eq!(outcomes[1].as_ref().map(|o| o.new_version), Ok(3));
+    assert_eq!(outcomes[2].as_ref().map(|o| o.new_version), Ok(1));
+    assert_eq!(outcomes[3], Err(version_conflict(missing, 4, 0)));
+
+    assert_eq!(
+        versions(&store, a).await,
+        vec![1, 2],
+        "nothing appended to a"
+    );
+    assert_eq!(
+        store.get_summary(a).await.expect("get"),
+        before,
+        "a's summary untouched"
+    );
+    assert_eq!(
+        store.find_idempotency("acme", "stale").await.expect("find"),
+        None,
+        "a rejected request does not record its key"
+    );
+    assert_eq!(versions(&store, b).await, vec![1, 2, 3]);
+    assert_eq!(versions(&store, c).await, vec![1]);
+    assert!(versions(&store, missing).await.is_empty());
+    assert_eq!(store.get_summary(missing).await.expect("get"), None);
+}
+
+async fn requests_for_one_stream_apply_in_order_within_a_batch(store: AnyStore) {
+    let id = Uuid::now_v7();
+    let mut second = append(id, 2, 1);
+    second.summary.status = "authorised".to_owned();
+    let outcomes = commit(&store, vec![append(id, 0, 2), second, append(id, 2, 1)]).await;
+
+    let first = outcomes[0].clone().expect("create accepted");
+    let second = outcomes[1].clone().expect("follow-up accepted");
+    assert_eq!(first.new_version, 2);
+    assert_eq!(second.new_version, 3);
+    assert!(second.last_position > first.last_position);
+    assert_eq!(outcomes[2], Err(version_conflict(id, 2, 3)));
+
+    assert_eq!(versions(&store, id).await, vec![1, 2, 3]);
+    let row = store.get_summary(id).await.expect("get").expect("exists");
+    assert_eq!(row.version, 3);
+    assert_eq!(row.status, "authorised");
+}
+
+async fn creating_a_stream_twice_conflicts(store: AnyStore) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    commit_ok(&store, vec![append(a, 0, 1)]).await;
+    let outcomes = commit(&store, vec![append(a, 0, 2)]).await;
+    assert_eq!(outcomes[0], Err(version_conflict(a, 0, 1)));
+    assert_eq!(versions(&store, a).await, vec![1]);
+
+    // Twice within one batch: the second sees the first's head.
+    let mut again = append(b, 0, 1);
+    again.summary.status = "second".to_owned();
+    let outcomes = commit(&store, vec![append(b, 0, 1), again]).await;
+    assert!(outcomes[0].is_ok());
+    assert_eq!(outcomes[1], Err(version_conflict(b, 0, 1)));
+    let row = store.get_summary(b).await.expect("get").expect("exists");
+    assert_eq!(row.status, "requested");
+    assert_eq!(versions(&store, b).await, vec![1]);
+}
+
+async fn taken_idempotency_keys_conflict_and_write_nothing(store: AnyStore) {
+    let ids: Vec<Uuid> = (0..7).map(|_| Uuid::now_v7()).collect();
+    commit_ok(&store, vec![with_key(append(ids[0], 0, 1), "acme", "k")]).await;
+
+    let outcomes = commit(
+        &store,
+        vec![
+            // Taken in an earlier batch.
+            with_key(append(ids[1], 0, 1), "acme", "k"),
+            // Taken, and the version is stale too: the key is checked first.
+            with_key(append(ids[0], 0, 1), "acme", "k"),
+            // The same key of another partner is a different key.
+            with_key(append(ids[2], 0, 1), "globex", "k"),
+            // Taken earlier in this batch.
+            with_key(append(ids[3], 0, 1), "acme", "fresh"),
+            with_key(append(ids[4], 0, 1), "acme", "fresh"),
+            // A rejected request does not claim its key.
+            with_key(append(ids[5], 3, 1), "acme", "retry"),
+            with_key(append(ids[6], 0, 1), "acme", "retry"),
+        ],
+    )
+    .await;
+
+    assert_eq!(outcomes[0], Err(key_conflict("acme", "k")));
+    assert_eq!(outcomes[1], Err(key_conflict("acme", "k")));
+    assert!(outcomes[2].is_ok());
+    assert!(outcomes[3].is_ok());
+    assert_eq!(outcomes[4], Err(key_conflict("acme", "fresh")));
+    assert_eq!(outcomes[5], Err(version_conflict(ids[5], 3, 0)));
+    assert!(outcomes[6].is_ok());
+
+    for rejected in [ids[1], ids[4], ids[5]] {
+        assert!(versions(&store, rejected).await.is_empty());
+        assert_eq!(store.get_summary(rejected).await.expect("get"), None);
+    }
+    assert_eq!(versions(&store, ids[0]).await, vec![1]);
+    let record = |partner: &'static str, key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .find_idempotency(partner, key)
+                .await
+                .expect("find")
+                .map(|r| r.stream_id)
+        }
+    };
+    assert_eq!(record("acme", "k").await, Some(ids[0]));
+    assert_eq!(record("globex", "k").await, Some(ids[2]));
+    assert_eq!(record("acme", "fresh").await, Some(ids[3]));
+    assert_eq!(record("acme", "retry").await, Some(ids[6]));
+}
+
+async fn request_without_events_checks_version_and_records_its_key(store: AnyStore) {
+    let id = Uuid::now_v7();
+    commit_ok(&store, vec![append(id, 0, 1)]).await;
+    let before = store.get_summary(id).await.expect("get");
+
+    let mut noop = with_key(append(id, 1, 0), "acme", "noop");
+    noop.summary.status = "ignored".to_owned();
+    let outcomes = commit(&store, vec![noop, append(id, 0, 0)]).await;
+    assert_eq!(
+        outcomes[0],
+        Ok(Appended {
+            new_version: 1,
+            last_position: 0
+        })
+    );
+    assert_eq!(outcomes[1], Err(version_conflict(id, 0, 1)));
+    assert_eq!(versions(&store, id).await, vec![1]);
+    assert_eq!(
+        store.get_summary(id).await.expect("get"),
+        before,
+        "summary untouched"
+    );
+    assert!(
+        store
+            .find_idempotency("acme", "noop")
+            .await
+            .expect("find")
+            .is_some()
+    );
+}
+
+async fn failing_batch_writes_nothing(store: AnyStore) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let first = with_key(append(a, 0, 1), "acme", "a");
+    let mut second = with_key(append(b, 0, 1), "acme", "b");
+    // The same event id twice violates the log's uniqueness: a storage
+    // error, not a conflict.
+    second.events[0].event_id = first.events[0].event_id;
+
+    let result = store.append_batch(vec![first, second]).await;
+    assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
+    assert!(store.read_all(0, 100).await.expect("read all").is_empty());
+    assert_eq!(store.get_summary(a).await.expect("get"), None);
+    assert_eq!(
+        store.find_idempotency("acme", "a").await.expect("find"),
+        None
+    );
+}
+
+async fn read_all_is_complete_and_in_position_order(store: AnyStore) {
+    let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+    commit_ok(&store, ids.iter().map(|id| append(*id, 0, 2)).collect()).await;
+    commit_ok(
+        &store,
+        vec![
+            append(ids[2], 2, 3),
+            append(ids[0], 2, 1),
+            append(ids[3], 2, 1),
+        ],
+    )
+    .await;
+    let total = 4 * 2 + 3 + 1 + 1;
+
+    let all = store.read_all(0, 1000).await.expect("read all");
+    assert_eq!(all.len(), total);
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    for id in &ids {
+        let mine: Vec<i64> = all
+            .iter()
+            .filter(|e| e.stream_id == *id)
+            .map(|e| e.version)
+            .collect();
+        assert_eq!(
+            mine,
+            versions(&store, *id).await,
+            "per-stream order holds in the log"
+        );
+    }
+
+    // Paging by the last seen position yields the same sequence.
+    let mut paged = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_all(after, 4).await.expect("read page");
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    assert!(store.read_all(after, 10).await.expect("read").is_empty());
+    assert!(store.read_all(0, 0).await.expect("read").is_empty());
+}
+
+async fn large_batch_crosses_chunk_boundaries(store: AnyStore) {
+    // More rows than one multi-row statement takes, for every table the
+    // append writes in bulk.
+    let n = 700;
+    let ids: Vec<Uuid> = (0..n).map(|_| Uuid::now_v7()).collect();
+    let batch = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let mut req = with_key(append(*id, 0, 1), "acme", &format!("bulk-{i}"));
+            req.summary.skus = vec![format!("SKU-{}", i % 10), "COMMON".to_owned()];
+            req
+        })
+        .collect();
+    let outcomes = commit_ok(&store, batch).await;
+    let positions: Vec<i64> = outcomes.iter().map(|o| o.last_position).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "positions follow request order"
+    );
+
+    let all = store.read_all(0, 10_000).await.expect("read all");
+    assert_eq!(all.len(), n);
+    assert_eq!(
+        all.iter().map(|e| e.position).collect::<Vec<_>>(),
+        positions
+    );
+    assert!(
+        store
+            .find_idempotency("acme", "bulk-699")
+            .await
+            .expect("find")
+            .is_some()
+    );
+    let common = SummaryFilter {
+        sku: Some("COMMON".to_owned()),
+        limit: 1000,
+        ..SummaryFilter::default()
+    };
+    assert_eq!(list(&store, common).await.len(), n);
+    let one = SummaryFilter {
+        sku: Some("SKU-3".to_owned()),
+        limit: 1000,
+        ..SummaryFilter::default()
+    };
+    assert_eq!(list(&store, one).await.len(), n / 10);
+}
+
+/// Six returns with distinct values per filter column; returns ids in the
+/// order the list must produce (created_at descending, then stream_id).
+async fn seed_summaries(store: &AnyStore) -> Vec<SummaryRow> {
+    let mut ids: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    // Rows 1 and 2 share created_at, so the stream_id tie-break decides.
+    ids[1..3].sort();
+    let spec = [
+        // (created_at, status, stage, owner, open, customer, order_ref, skus)
+        (
+            50,
+            "requested",
+            "intake",
+            "customer",
+            true,
+            "cust-a",
+            "ORD-1",
+            vec!["A", "B"],
+        ),
+        (
+            40,
+            "authorised",
+            "transit",
+            "carrier",
+            true,
+            "cust-b",
+            "ORD-2",
+            vec!["B"],
+        ),
+        (
+            40,
+            "authorised",
+            "transit",
+            "carrier",
+            true,
+            "cust-a",
+            "ORD-3",
+            vec!["C"],
+        ),
+        (
+            30,
+            "received",
+            "inspection",
+            "warehouse",
+            true,
+            "cust-b",
+            "ORD-4",
+            vec![],
+        ),
+        (
+            20,
+            "refunded",
+            "closed",
+            "finance",
+            false,
+            "cust-a",
+            "ORD-5",
+            vec!["A"],
+        ),
+        (
+            10,
+            "requested",
+            "intake",
+            "customer",
+            true,
+            "cust-c",
+            "ORD-6",
+            vec!["D"],
+        ),
+    ];
+    let rows: Vec<SummaryRow> = spec
+        .into_iter()
+        .zip(&ids)
+        .map(
+            |((created, status, stage, owner, open, customer, order_ref, skus), id)| {
+                let mut row = summary(*id, 1);
+                row.created_at = at(created);
+                row.status = status.to_owned();
+                row.stage = stage.to_owned();
+                row.owner = owner.to_owned();
+                row.open = open;
+                row.customer = customer.to_owned();
+                row.order_ref = order_ref.to_owned();
+                row.skus = skus.into_iter().map(str::to_owned).collect();
+                row
+            },
+        )
+        .collect();
+    let batch = rows
+        .iter()
+        .map(|row| {
+            let mut req = append(row.stream_id, 0, 1);
+            req.summary = row.clone();
+            req
+        })
+        .collect();
+    commit_ok(store, batch).await;
+    rows
+}
+
+async fn summaries_get_and_list_with_filters(store: AnyStore) {
+    let rows = seed_summaries(&store).await;
+    let id = |i: usize| rows[i].stream_id;
+    for row in &rows {
+        assert_eq!(
+            store
+                .get_summary(row.stream_id)
+                .await
+                .expect("get")
+                .as_ref(),
+            Some(row)
+        );
+    }
+
+    let everything = store
+        .list_summaries(&SummaryFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        everything, rows,
+        "newest first, stream_id breaks ties, full rows"
+    );
+
+    let cases: Vec<(SummaryFilter, Vec<usize>)> = vec![
+        (
+            SummaryFilter {
+                status: Some("authorised".into()),
+                ..Default::default()
+            },
+            vec![1, 2],
+        ),
+        (
+            SummaryFilter {
+                stage: Some("intake".into()),
+                ..Default::default()
+            },
+            vec![0, 5],
+        ),
+        (
+            SummaryFilter {
+                customer: Some("cust-a".into()),
+                ..Default::default()
+            },
+            vec![0, 2, 4],
+        ),
+        (
+            SummaryFilter {
+                order_ref: Some("ORD-4".into()),
+                ..Default::default()
+            },
+            vec![3],
+        ),
+        (
+            SummaryFilter {
+                sku: Some("A".into()),
+                ..Default::default()
+            },
+            vec![0, 4],
+        ),
+        (
+            SummaryFilter {
+                sku: Some("B".into()),
+                ..Default::default()
+            },
+            vec![0, 1],
+        ),
+        (
+            SummaryFilter {
+                sku: Some("nope".into()),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            SummaryFilter {
+                open: Some(true),
+                ..Default::default()
+            },
+            vec![0, 1, 2, 3, 5],
+        ),
+        (
+            SummaryFilter {
+                open: Some(false),
+                ..Default::default()
+            },
+            vec![4],
+        ),
+        // Both bounds are exclusive.
+        (
+            SummaryFilter {
+                created_before: Some(at(40)),
+                ..Default::default()
+            },
+            vec![3, 4, 5],
+        ),
+        (
+            SummaryFilter {
+                created_after: Some(at(40)),
+                ..Default::default()
+            },
+            vec![0],
+        ),
+        (
+            SummaryFilter {
+                created_after: Some(at(10)),
+                created_before: Some(at(50)),
+                ..Default::default()
+            },
+            vec![1, 2, 3, 4],
+        ),
+        (
+            SummaryFilter {
+                customer: Some("cust-a".into()),
+                open: Some(true),
+                sku: Some("C".into()),
+                ..Default::default()
+            },
+            vec![2],
+        ),
+        (
+            SummaryFilter {
+                limit: 2,
+                ..Default::default()
+            },
+            vec![0, 1],
+        ),
+        (
+            SummaryFilter {
+                limit: 2,
+                offset: 2,
+                ..Default::default()
+            },
+            vec![2, 3],
+        ),
+        (
+            SummaryFilter {
+                offset: 5,
+                ..Default::default()
+            },
+            vec![5],
+        ),
+        (
+            SummaryFilter {
+                offset: 6,
+                ..Default::default()
+            },
+            vec![],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let expected: Vec<Uuid> = expected.into_iter().map(id).collect();
+        assert_eq!(list(&store, filter.clone()).await, expected, "{filter:?}");
+    }
+}
+
+async fn sku_filter_follows_sku_changes(store: AnyStore) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let by_sku = |sku: &str| SummaryFilter {
+        sku: Some(sku.to_owned()),
+        ..SummaryFilter::default()
+    };
+    let with_skus = |mut req: AppendRequest, skus: &[&str]| {
+        req.summary.skus = skus.iter().map(|s| (*s).to_owned()).collect();
+        req
+    };
+
+    commit_ok(&store, vec![with_skus(append(a, 0, 1), &["X", "Y", "Y"])]).await;
+    assert_eq!(
+        list(&store, by_sku("Y")).await,
+        vec![a],
+        "a repeated SKU is fine"
+    );
+
+    // Changed set: X leaves, Z arrives.
+    commit_ok(&store, vec![with_skus(append(a, 1, 1), &["Z", "Y"])]).await;
+    assert!(list(&store, by_sku("X")).await.is_empty());
+    assert_eq!(list(&store, by_sku("Z")).await, vec![a]);
+    // Same set in another order: rows stay, the row keeps the order given.
+    commit_ok(&store, vec![with_skus(append(a, 2, 1), &["Y", "Z"])]).await;
+    assert_eq!(list(&store, by_sku("Z")).await, vec![a]);
+    let row = store.get_summary(a).await.expect("get").expect("exists");
+    assert_eq!(row.skus, vec!["Y".to_owned(), "Z".to_owned()]);
+    // Unchanged set: the single-statement path.
+    commit_ok(&store, vec![with_skus(append(a, 3, 1), &["Y", "Z"])]).await;
+    assert_eq!(list(&store, by_sku("Y")).await, vec![a]);
+
+    // Created and changed twice within one batch: the last set wins.
+    commit_ok(
+        &store,
+        vec![
+            with_skus(append(b, 0, 1), &["P"]),
+            with_skus(append(b, 1, 1), &["Q"]),
+            with_skus(append(b, 2, 1), &["R", "P"]),
+            with_skus(append(a, 4, 1), &[]),
+        ],
+    )
+    .await;
+    assert!(list(&store, by_sku("Q")).await.is_empty());
+    assert_eq!(list(&store, by_sku("R")).await, vec![b]);
+    assert_eq!(list(&store, by_sku("P")).await, vec![b]);
+    assert!(list(&store, by_sku("Y")).await.is_empty());
+    assert!(list(&store, by_sku("Z")).await.is_empty());
+}
+
+async fn backlog_counts_open_returns(store: AnyStore) {
+    let rows = seed_summaries(&store).await;
+    let backlog = store.backlog().await.expect("backlog");
+    let line = |status: &str, stage: &str, owner: &str, count: i64, oldest: usize| BacklogRow {
+        status: status.to_owned(),
+        stage: stage.to_owned(),
+        owner: owner.to_owned(),
+        count,
+        oldest_created_at: rows[oldest].created_at,
+    };
+    assert_eq!(
+        backlog,
+        vec![
+            line("received", "inspection", "warehouse", 1, 3),
+            line("requested", "intake", "customer", 2, 5),
+            line("authorised", "transit", "carrier", 2, 1),
+        ],
+        "open rows only, grouped, ordered by stage"
+    );
+}
+
+async fn replace_summaries_replaces_the_read_model(store: AnyStore) {
+    let rows = seed_summaries(&store).await;
+    let mut replacement = rows.clone();
+    replacement[0].status = "rebuilt".to_owned();
+    replacement[0].skus = vec!["NEW".to_owned()];
+    replacement[0].body = json!({ "rebuilt": true });
+    replacement[4].open = true;
+
+    store
+        .replace_summaries(replacement.clone())
+        .await
+        .expect("replace");
+
+    let listed = store
+        .list_summaries(&SummaryFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(listed, replacement);
+    let sku = |s: &str| SummaryFilter {
+        sku: Some(s.to_owned()),
+        ..SummaryFilter::default()
+    };
+    assert_eq!(list(&store, sku("NEW")).await, vec![rows[0].stream_id]);
+    assert_eq!(list(&store, sku("A")).await, vec![rows[4].stream_id]);
+    assert_eq!(
+        store
+            .backlog()
+            .await
+            .expect("backlog")
+            .iter()
+            .map(|l| l.count)
+            .sum::<i64>(),
+        6
+    );
+
+    // The heads survive the replacement: appends continue from the log's version.
+    let id = rows[0].stream_id;
+    let outcome = commit(&store, vec![append(id, 1, 1)]).await;
+    assert_eq!(outcome[0].as_ref().map(|o| o.new_version), Ok(2));
+    assert_eq!(
+        commit(&store, vec![append(id, 1, 1)]).await[0],
+        Err(version_conflict(id, 1, 2))
+    );
+
+    store
+        .replace_summaries(Vec::new())
+        .await
+        .expect("replace with nothing");
+    assert!(
+        store
+            .list_summaries(&SummaryFilter::default())
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+async fn api_keys_insert_find_list_revoke(store: AnyStore) {
+    let key = |id: &str, partner: &str, created: i64| ApiKeyRecord {
+        key_id: id.to_owned(),
+        partner: partner.to_owned(),
+        secret_hash: format!("sha256-of-{id}"),
+        scopes: vec!["returns:write".to_owned(), "returns:read".to_owned()],
+        created_at: at(created),
+        revoked_at: None,
+    };
+    let (first, second) = (key("bk_2", "acme", 1), key("bk_1", "globex", 2));
+    store.insert_api_key(first.clone()).await.expect("insert");
+    store.insert_api_key(second.clone()).await.expect("insert");
+    assert!(
+        store.insert_api_key(first.clone()).await.is_err(),
+        "key ids are unique"
+    );
+
+    assert_eq!(
+        store.find_api_key("bk_2").await.expect("find"),
+        Some(first.clone())
+    );
+    assert_eq!(store.find_api_key("missing").await.expect("find"), None);
+    assert_eq!(
+        store.list_api_keys().await.expect("list"),
+        vec![first.clone(), second.clone()],
+        "oldest first"
+    );
+
+    assert!(store.revoke_api_key("bk_2", at(10)).await.expect("revoke"));
+    assert!(
+        store
+            .revoke_api_key("bk_2", at(20))
+            .await
+            .expect("revoke again")
+    );
+    assert!(
+        !store
+            .revoke_api_key("missing", at(10))
+            .await
+            .expect("revoke")
+    );
+    let revoked = store
+        .find_api_key("bk_2")
+        .await
+        .expect("find")
+        .expect("exists");
+    assert_eq!(
+        revoked.revoked_at,
+        Some(at(10)),
+        "the first revocation stands"
+    );
+    assert_eq!(
+        store.find_api_key("bk_1").await.expect("find"),
+        Some(second)
+    );
+}
+
+async fn raw_insert_writes_rows(store: AnyStore) {
+    let id = Uuid::now_v7();
+    let rows: Vec<RawEventRow> = (1..=600)
+        .map(|version| RawEventRow {
+            stream_id: id,
+            version,
+            event: event(version),
+        })
+        .collect();
+    assert_eq!(store.raw_insert(rows).await.expect("raw insert"), 600);
+    assert!(
+        store.read_all(0, 10).await.expect("read").is_empty(),
+        "the log is untouched"
+    );
+}
+
+async fn committer_answers_many_concurrent_appends(store: AnyStore) {
+    let tracker = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+    // Small batches, so the run spans several commits.
+    let config = CommitterConfig {
+        max_batch_events: 16,
+        ..CommitterConfig::default()
+    };
+    let handle = Committer::start(store.clone(), config, &tracker, shutdown.clone());
+
+    let ids: Vec<Uuid> = (0..60).map(|_| Uuid::now_v7()).collect();
+    let mut calls = Vec::new();
+    // Every stream is created twice concurrently: one creation wins, the
+    // other gets a conflict.
+    for _ in 0..2 {
+        for id in &ids {
+            let handle = handle.clone();
+            let req = append(*id, 0, 2);
+            calls.push(tracker.spawn(async move { handle.append(req).await }));
+        }
+    }
+    let mut wins = std::collections::HashMap::new();
+    for call in calls {
+        match call.await.expect("client task").expect("committed") {
+            Ok(appended) => {
+                assert_eq!(appended.new_version, 2);
+                *wins.entry(appended.last_position).or_insert(0) += 1;
+            }
+            Err(AppendConflict::Version {
+                actual, expected, ..
+            }) => {
+                assert_eq!((expected, actual), (0, 2));
+            }
+            Err(other) => panic!("unexpected conflict {other}"),
+        }
+    }
+    assert_eq!(
+        wins.len(),
+        ids.len(),
+        "one creation per stream, each at its own position"
+    );
+    assert_eq!(
+        store.read_all(0, 1000).await.expect("read all").len(),
+        ids.len() * 2
+    );
+    for id in &ids {
+        assert_eq!(versions(&store, *id).await, vec![1, 2]);
+    }
+
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn committer_isolates_a_failing_request(store: AnyStore) {
+    let tracker = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+    let handle = Committer::start(
+        store.clone(),
+        CommitterConfig::default(),
+        &tracker,
+        shutdown.clone(),
+    );
+
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let first = append(a, 0, 1);
+    let mut bad = append(b, 0, 1);
+    bad.events[0].event_id = first.events[0].event_id;
+    let mut first = pin!(handle.append(first));
+    let mut bad = pin!(handle.append(bad));
+    let mut last = pin!(handle.append(append(c, 0, 1)));
+    queue(first.as_mut());
+    queue(bad.as_mut());
+    queue(last.as_mut());
+
+    // The three form one batch, which fails on the duplicate event id; the
+    // committer then commits them one by one.
+    assert!(first.await.expect("committed").is_ok());
+    assert!(matches!(bad.await, Err(Error::Database(_))));
+    assert!(last.await.expect("committed").is_ok());
+    assert_eq!(versions(&store, a).await, vec![1]);
+    assert!(versions(&store, b).await.is_empty());
+    assert_eq!(versions(&store, c).await, vec![1]);
+
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn committer_shutdown_commits_queued_requests_then_refuses(store: AnyStore) {
+    let tracker = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+    let handle = Committer::start(
+        store.clone(),
+        CommitterConfig::default(),
+        &tracker,
+        shutdown.clone(),
+    );
+
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::now_v7()).collect();
+    let mut queued: Vec<_> = ids
+        .iter()
+        .map(|id| Box::pin(handle.append(append(*id, 0, 1))))
+        .collect();
+    for call in &mut queued {
+        queue(call.as_mut());
+    }
+    // Cancelled before the committer ever ran: it must still commit what
+    // was already queued.
+    shutdown.cancel();
+    for call in queued {
+        assert!(call.await.expect("queued before shutdown").is_ok());
+    }
+    for id in &ids {
+        assert_eq!(versions(&store, *id).await, vec![1]);
+    }
+
+    let late = handle.append(append(Uuid::now_v7(), 0, 1)).await;
+    assert!(matches!(late, Err(Error::ShuttingDown)), "{late:?}");
+    tracker.close();
+    tracker.wait().await;
+    let after_exit = handle.append(append(Uuid::now_v7(), 0, 1)).await;
+    assert!(
+        matches!(after_exit, Err(Error::ShuttingDown)),
+        "{after_exit:?}"
+    );
+}
