@@ -77,7 +77,14 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("BACKHAUL_").split("__"));
+        // Every setting is `section.key`, so its variable has a `__`
+        // (`BACKHAUL_STORE__URL`). Variables without one belong to tools and
+        // tests (`BACKHAUL_TEST_PG_URL`) and are not configuration.
+        figment = figment.merge(
+            Env::prefixed("BACKHAUL_")
+                .filter(|key| key.as_str().contains("__"))
+                .split("__"),
+        );
         let config: Config = figment.extract().map_err(|e| {
             let source =
                 file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());

@@ -881,6 +881,6 @@ fn print_summary(
         "NO"
     };
     writeln!(out, "reconciled             {ok}")?;
-    writeln!(out, "elapsed                {:.2?}", elapsed)?;
+    writeln!(out, "elapsed                {elapsed:.2?}")?;
     Ok(())
 }

@@ -33,6 +33,9 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
     tracing::info!(%addr, store = engine.store().backend_name(), "backhaul listening");
     let http_stop = CancellationToken::new();
     let signal_stop = http_stop.clone();

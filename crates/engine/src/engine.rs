@@ -203,14 +203,14 @@ impl Engine {
         request: backhaul_domain::model::ReturnRequest,
         meta: CommandMeta,
     ) -> Result<Outcome, Error> {
-        // With an idempotency key, a retried create must find the first
-        // return rather than mint a second id.
-        if let Some(found) = self.replay_idempotent(&meta).await? {
-            return Ok(found);
-        }
         let return_id = ReturnId::from_uuid(Uuid::now_v7());
-        self.execute(return_id, Command::Request { return_id, request }, meta)
-            .await
+        self.apply(
+            return_id,
+            Command::Request { return_id, request },
+            meta,
+            true,
+        )
+        .await
     }
 
     /// Applies `command` to the return `return_id`.
@@ -220,14 +220,32 @@ impl Engine {
         command: Command,
         meta: CommandMeta,
     ) -> Result<Outcome, Error> {
-        if let Some(found) = self.replay_idempotent(&meta).await? {
-            return Ok(found);
-        }
+        self.apply(return_id, command, meta, false).await
+    }
+
+    /// Decides and appends. Idempotency costs nothing on the happy path: the
+    /// key is written with the events, and a duplicate shows up either as a
+    /// rejection (the state already moved on) or as a key conflict at
+    /// append; only then is the stored answer looked up. A retried create
+    /// therefore finds the first return instead of minting a second one.
+    async fn apply(
+        &self,
+        return_id: ReturnId,
+        command: Command,
+        meta: CommandMeta,
+        new_stream: bool,
+    ) -> Result<Outcome, Error> {
         let slot = self.slot(return_id);
         let mut slot = slot.lock().await;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let loaded = match slot.loaded.take() {
                 Some(l) => l,
+                // A fresh UUID v7 has no stream yet: no need to read it.
+                None if new_stream && attempt == 0 => Loaded {
+                    state: ReturnState::default(),
+                    version: 0,
+                    correlation_id: Uuid::nil(),
+                },
                 None => self.load(return_id).await?,
             };
             let now = self.inner.clock.now();
@@ -235,7 +253,12 @@ impl Engine {
                 Ok(events) => events,
                 Err(rejection) => {
                     slot.loaded = Some(loaded);
-                    return Err(Error::Rejected(rejection));
+                    // A duplicate of an applied command is usually refused by
+                    // the state it produced: answer it like the first time.
+                    return match self.replay_idempotent(&meta).await? {
+                        Some(found) => Ok(found),
+                        None => Err(Error::Rejected(rejection)),
+                    };
                 }
             };
             let mut state = loaded.state.clone();
@@ -341,7 +364,11 @@ impl Engine {
 
     /// Rebuilds the answer a command gave: the summary as of the version it
     /// produced and the types of the events it appended.
-    async fn answer_at(&self, return_id: ReturnId, pointer: &serde_json::Value) -> Result<serde_json::Value, Error> {
+    async fn answer_at(
+        &self,
+        return_id: ReturnId,
+        pointer: &serde_json::Value,
+    ) -> Result<serde_json::Value, Error> {
         let corrupt = || Error::Corrupt(format!("idempotency record of {return_id}: {pointer}"));
         let version = pointer["version"].as_i64().ok_or_else(corrupt)?;
         let count = pointer["event_count"].as_u64().ok_or_else(corrupt)?;
@@ -354,7 +381,9 @@ impl Engine {
             events.push(event);
         }
         let summary = ReturnSummary::from_state(&state).ok_or_else(corrupt)?;
-        let first = events.len().saturating_sub(usize::try_from(count).unwrap_or(usize::MAX));
+        let first = events
+            .len()
+            .saturating_sub(usize::try_from(count).unwrap_or(usize::MAX));
         let summary = serde_json::to_value(&summary).map_err(|e| Error::Corrupt(e.to_string()))?;
         Ok(answer(summary, version, &events[first..]))
     }
@@ -415,7 +444,9 @@ impl Engine {
         if recorded.is_empty() {
             return Ok(None);
         }
-        Ok(Some(recorded.into_iter().map(TimelineEntry::from).collect()))
+        Ok(Some(
+            recorded.into_iter().map(TimelineEntry::from).collect(),
+        ))
     }
 
     /// Open returns per status, stage and owner.

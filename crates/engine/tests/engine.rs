@@ -2,6 +2,9 @@
 //! idempotency, rejections storing nothing, envelopes, concurrency on one
 //! return, and replay.
 
+// Test helpers panic on setup failure: that is a failed test, not a bug to handle.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use backhaul_domain::Command;
@@ -46,7 +49,10 @@ async fn postgres() -> TestEngine {
     let url = PgStore::fresh_database(&admin, "backhaul_engine_test")
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for these tests: {e}"));
-    start(AnyStore::Postgres(PgStore::connect(&url, 4).await.unwrap()), None)
+    start(
+        AnyStore::Postgres(PgStore::connect(&url, 4).await.unwrap()),
+        None,
+    )
 }
 
 fn start(store: AnyStore, dir: Option<tempfile::TempDir>) -> TestEngine {
@@ -104,16 +110,30 @@ async fn count_returns(store: &AnyStore) -> usize {
 }
 
 async fn idempotent_create_returns_the_first_result(t: TestEngine) {
-    let first = t.engine.create(request("2"), meta(Some(("k1", "h1")))).await.unwrap();
-    let again = t.engine.create(request("2"), meta(Some(("k1", "h1")))).await.unwrap();
+    let first = t
+        .engine
+        .create(request("2"), meta(Some(("k1", "h1"))))
+        .await
+        .unwrap();
+    let again = t
+        .engine
+        .create(request("2"), meta(Some(("k1", "h1"))))
+        .await
+        .unwrap();
     assert!(!first.replayed);
     assert!(again.replayed);
     assert_eq!(first.return_id, again.return_id);
     assert_eq!(first.body, again.body);
     assert_eq!(first.status, 201);
     assert_eq!(count_returns(&t.store).await, 1);
-    let reused = t.engine.create(request("3"), meta(Some(("k1", "h2")))).await;
-    assert!(matches!(reused, Err(Error::IdempotencyKeyReused { .. })), "{reused:?}");
+    let reused = t
+        .engine
+        .create(request("3"), meta(Some(("k1", "h2"))))
+        .await;
+    assert!(
+        matches!(reused, Err(Error::IdempotencyKeyReused { .. })),
+        "{reused:?}"
+    );
     assert_eq!(count_returns(&t.store).await, 1);
     t.stop().await;
 }
@@ -124,14 +144,27 @@ async fn rejected_commands_store_nothing(t: TestEngine) {
     let before = t.engine.timeline(id).await.unwrap().unwrap();
     let err = t
         .engine
-        .execute(id, cmd(json!({"command": "close"})), meta(Some(("k-close", "h"))))
+        .execute(
+            id,
+            cmd(json!({"command": "close"})),
+            meta(Some(("k-close", "h"))),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Rejected(ref r) if r.code() == "not_ready_to_close"), "{err:?}");
+    assert!(
+        matches!(err, Error::Rejected(ref r) if r.code() == "not_ready_to_close"),
+        "{err:?}"
+    );
     let after = t.engine.timeline(id).await.unwrap().unwrap();
     assert_eq!(before, after);
     // The key of a rejected command is not consumed: a corrected retry may use it.
-    assert!(t.store.find_idempotency("portal", "k-close").await.unwrap().is_none());
+    assert!(
+        t.store
+            .find_idempotency("portal", "k-close")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let summary = t.engine.get(id).await.unwrap().unwrap();
     assert_eq!(summary["status"], "requested");
     t.stop().await;
@@ -210,15 +243,27 @@ async fn replay_rebuilds_the_same_read_model(t: TestEngine) {
     for qty in ["1", "2", "3"] {
         let created = t.engine.create(request(qty), meta(None)).await.unwrap();
         t.engine
-            .execute(created.return_id, cmd(json!({"command": "approve"})), meta(None))
+            .execute(
+                created.return_id,
+                cmd(json!({"command": "approve"})),
+                meta(None),
+            )
             .await
             .unwrap();
     }
-    let before = t.store.list_summaries(&SummaryFilter::default()).await.unwrap();
+    let before = t
+        .store
+        .list_summaries(&SummaryFilter::default())
+        .await
+        .unwrap();
     let report = replay(&t.store).await.unwrap();
     assert_eq!(report.returns, 3);
     assert_eq!(report.events, 6);
-    let after = t.store.list_summaries(&SummaryFilter::default()).await.unwrap();
+    let after = t
+        .store
+        .list_summaries(&SummaryFilter::default())
+        .await
+        .unwrap();
     let strip = |rows: Vec<backhaul_store::SummaryRow>| {
         rows.into_iter()
             .map(|r| (r.stream_id, r.version, r.status, r.stage, r.body))

@@ -149,7 +149,7 @@ macro_rules! delegate {
 impl EventStore for AnyStore {
     async fn append_batch(
         &self,
-        batch: Vec<AppendRequest>,
+        batch: &[AppendRequest],
     ) -> Result<Vec<Result<Appended, AppendConflict>>> {
         delegate!(self, s => s.append_batch(batch))
     }

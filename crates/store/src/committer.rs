@@ -190,10 +190,7 @@ impl<S: EventStore> CommitTask<S> {
             self.commit_one_by_one(requests, replies).await;
             return;
         }
-        // The clone keeps the requests for the fallback below, which needs
-        // them after `append_batch` consumed the batch. It costs far less than
-        // the commit it rides along with.
-        match self.store.append_batch(requests.clone()).await {
+        match self.store.append_batch(&requests).await {
             Ok(outcomes) if outcomes.len() == count => {
                 tracing::debug!(requests = count, "committed batch");
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
@@ -236,7 +233,11 @@ impl<S: EventStore> CommitTask<S> {
         replies: Vec<oneshot::Sender<Outcome>>,
     ) {
         for (request, reply) in requests.into_iter().zip(replies) {
-            let outcome = match self.store.append_batch(vec![request]).await {
+            let outcome = match self
+                .store
+                .append_batch(std::slice::from_ref(&request))
+                .await
+            {
                 Ok(mut outcomes) if outcomes.len() == 1 => outcomes.pop().ok_or_else(|| {
                     Error::Corrupt("store returned no outcome for one request".to_owned())
                 }),

@@ -66,7 +66,7 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// the batch was written.
     fn append_batch(
         &self,
-        batch: Vec<AppendRequest>,
+        batch: &[AppendRequest],
     ) -> impl Future<Output = Result<Vec<Result<Appended, AppendConflict>>>> + Send;
 
     /// All events of one stream in version order (empty if it does not exist).

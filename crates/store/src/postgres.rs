@@ -394,7 +394,7 @@ async fn lock_appends(conn: &mut PgConnection) -> Result<()> {
 impl EventStore for PgStore {
     async fn append_batch(
         &self,
-        batch: Vec<AppendRequest>,
+        batch: &[AppendRequest],
     ) -> Result<Vec<Result<Appended, AppendConflict>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -403,7 +403,7 @@ impl EventStore for PgStore {
         // Invariant: the lock comes before any read or write of this
         // transaction, so positions become visible in commit order.
         lock_appends(&mut tx).await?;
-        let outcomes = append::apply(&mut PgAppend { conn: &mut tx }, &batch).await?;
+        let outcomes = append::apply(&mut PgAppend { conn: &mut tx }, batch).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -486,6 +486,9 @@ impl EventStore for PgStore {
         }
         if let Some(stage) = &filter.stage {
             qb.push(" AND stage = ").push_bind(stage.as_str());
+        }
+        if let Some(owner) = &filter.owner {
+            qb.push(" AND owner = ").push_bind(owner.as_str());
         }
         if let Some(customer) = &filter.customer {
             qb.push(" AND customer = ").push_bind(customer.as_str());

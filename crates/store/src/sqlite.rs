@@ -413,13 +413,13 @@ async fn insert_skus(conn: &mut SqliteConnection, rows: &[(Uuid, &str)]) -> Resu
 impl EventStore for SqliteStore {
     async fn append_batch(
         &self,
-        batch: Vec<AppendRequest>,
+        batch: &[AppendRequest],
     ) -> Result<Vec<Result<Appended, AppendConflict>>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.begin_write().await?;
-        let outcomes = append::apply(&mut SqliteAppend { conn: &mut tx }, &batch).await?;
+        let outcomes = append::apply(&mut SqliteAppend { conn: &mut tx }, batch).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -502,6 +502,9 @@ impl EventStore for SqliteStore {
         }
         if let Some(stage) = &filter.stage {
             qb.push(" AND stage = ").push_bind(stage.as_str());
+        }
+        if let Some(owner) = &filter.owner {
+            qb.push(" AND owner = ").push_bind(owner.as_str());
         }
         if let Some(customer) = &filter.customer {
             qb.push(" AND customer = ").push_bind(customer.as_str());

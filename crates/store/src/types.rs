@@ -70,6 +70,8 @@ pub struct SummaryFilter {
     pub status: Option<String>,
     /// Exact match on the stage.
     pub stage: Option<String>,
+    /// Exact match on the owner (whose move it is).
+    pub owner: Option<String>,
     /// Exact match on the customer.
     pub customer: Option<String>,
     /// Exact match on the order reference.

@@ -226,7 +226,7 @@ async fn commit(
     store: &AnyStore,
     batch: Vec<AppendRequest>,
 ) -> Vec<Result<Appended, AppendConflict>> {
-    store.append_batch(batch).await.expect("batch commits")
+    store.append_batch(&batch).await.expect("batch commits")
 }
 
 async fn commit_ok(store: &AnyStore, batch: Vec<AppendRequest>) -> Vec<Appended> {
@@ -515,7 +515,7 @@ async fn failing_batch_writes_nothing(store: AnyStore) {
     // error, not a conflict.
     second.events[0].event_id = first.events[0].event_id;
 
-    let result = store.append_batch(vec![first, second]).await;
+    let result = store.append_batch(&[first, second]).await;
     assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
     assert!(store.read_all(0, 100).await.expect("read all").is_empty());
     assert_eq!(store.get_summary(a).await.expect("get"), None);
@@ -754,6 +754,13 @@ async fn summaries_get_and_list_with_filters(store: AnyStore) {
                 ..Default::default()
             },
             vec![0, 5],
+        ),
+        (
+            SummaryFilter {
+                owner: Some("carrier".into()),
+                ..Default::default()
+            },
+            vec![1, 2],
         ),
         (
             SummaryFilter {

@@ -125,7 +125,7 @@ async fn a_return_goes_from_request_to_close() {
     )
     .await;
     assert_eq!(r.status_stage(), ("settled", "ready_to_close"));
-    assert_eq!(r.body["return"]["totals"]["credited"], "77");
+    assert_eq!(r.body["return"]["totals"]["credited"], "77.00");
 
     let r = step("finance", "close", json!({})).await;
     assert_eq!(r.status_stage(), ("closed", "done"));

@@ -60,6 +60,8 @@ async fn lists_filter_by_status_customer_order_sku_and_age() {
         found(&app, "?stage=awaiting_label").await,
         vec![second.clone()]
     );
+    assert_eq!(found(&app, "?owner=carrier").await, vec![second.clone()]);
+    assert_eq!(found(&app, "?owner=hub").await.len(), 2);
     let mut cust_a = found(&app, "?customer=CUST-A").await;
     cust_a.sort();
     let mut expected = vec![first.clone(), third.clone()];

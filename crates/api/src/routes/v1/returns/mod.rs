@@ -38,6 +38,9 @@ pub(crate) struct ListQuery {
     status: Option<Status>,
     /// Only returns waiting in this stage.
     stage: Option<Stage>,
+    /// Only returns whose move it is for this party: `customer`, `carrier`,
+    /// `warehouse`, `finance`, `support`, `hub`.
+    owner: Option<String>,
     /// Only returns of this customer account.
     customer: Option<CustomerAccount>,
     /// Only returns of this sales order.
@@ -88,6 +91,7 @@ impl ListQuery {
         Ok(SummaryFilter {
             status: self.status.map(|s| s.as_str().to_owned()),
             stage: self.stage.map(|s| s.as_str().to_owned()),
+            owner: self.owner,
             customer: self.customer.map(|c| c.to_string()),
             order_ref: self.order_ref.map(|o| o.to_string()),
             sku: self.sku.map(|s| s.to_string()),

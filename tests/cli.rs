@@ -1,0 +1,181 @@
+//! The `backhaul` binary, black-box: demo, keys, replay, config check, serve.
+
+// Test helpers panic on setup failure: that is a failed test, not a bug to handle.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+fn backhaul(db_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("backhaul").expect("binary");
+    cmd.env(
+        "BACKHAUL_STORE__URL",
+        format!("sqlite://{}", db_dir.join("hub.db").display()),
+    )
+    .env("BACKHAUL_STORE__SQLITE_SYNC", "normal")
+    .env_remove("BACKHAUL_SERVER__LISTEN");
+    cmd
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+#[test]
+fn demo_drives_returns_to_the_end_and_reconciles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        backhaul(dir.path())
+            .args(["demo", "--returns", "40", "--dir"])
+            .arg(dir.path().join("demo")),
+    );
+    assert!(out.contains("Backhaul demo: 40 returns"), "{out}");
+    assert!(out.contains("closed"), "{out}");
+    assert!(out.contains("reconciled             yes"), "{out}");
+    // The demo's database is left for inspection and can be replayed.
+    let db = dir.path().join("demo").join("backhaul.db");
+    assert!(db.exists());
+    let replayed = run_ok(
+        Command::cargo_bin("backhaul")
+            .unwrap()
+            .env("BACKHAUL_STORE__URL", format!("sqlite://{}", db.display()))
+            .arg("replay"),
+    );
+    assert!(replayed.contains("into 40 return summaries"), "{replayed}");
+}
+
+#[test]
+fn keys_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run_ok(backhaul(dir.path()).args([
+        "keys",
+        "create",
+        "--partner",
+        "wms",
+        "--scope",
+        "warehouse:write",
+        "returns:read",
+    ]));
+    let token = created
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .map(str::trim)
+        .expect("token line")
+        .to_owned();
+    let key_id = created
+        .lines()
+        .find_map(|l| l.strip_prefix("key_id:"))
+        .map(str::trim)
+        .expect("key_id line")
+        .to_owned();
+    assert!(token.starts_with(&format!("bh_{key_id}_")), "{token}");
+    let listed = run_ok(backhaul(dir.path()).args(["keys", "list"]));
+    assert!(
+        listed.contains(&key_id) && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&token),
+        "the token must never be shown again"
+    );
+    run_ok(backhaul(dir.path()).args(["keys", "revoke", &key_id]));
+    let listed = run_ok(backhaul(dir.path()).args(["keys", "list"]));
+    assert!(listed.contains("revoked"), "{listed}");
+
+    let bad = backhaul(dir.path())
+        .args([
+            "keys",
+            "create",
+            "--partner",
+            "wms",
+            "--scope",
+            "warehouse:delete",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("warehouse:delete"));
+}
+
+#[test]
+fn config_check_names_the_file_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok =
+        run_ok(backhaul(dir.path()).args(["config", "check", "--config", "backhaul.example.toml"]));
+    assert!(ok.contains("is valid"), "{ok}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[store]\nurl = \"mysql://x\"\n").unwrap();
+    let out = Command::cargo_bin("backhaul")
+        .unwrap()
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("store.url"), "{err}");
+}
+
+/// One HTTP/1.1 request over a plain socket; returns the status code and body.
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+#[test]
+fn serve_answers_health_and_refuses_requests_without_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = backhaul(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("BACKHAUL_LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The hub logs the address it bound; wait for that line (not a sleep).
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("hub exited before listening").unwrap();
+        if let Some(rest) = line.split("\"addr\":\"").nth(1) {
+            break rest.split('"').next().unwrap().to_owned();
+        }
+    };
+    let (status, body) = http(
+        &addr,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        &addr,
+        "GET /v1/returns HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"code\":\"unauthenticated\""), "{body}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
