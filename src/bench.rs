@@ -247,7 +247,7 @@ async fn drive(
         let t = Instant::now();
         let created = engine.create(work.0.clone(), meta(idx, 0)).await?;
         latency.record(u64::try_from(t.elapsed().as_micros())?)?;
-        events += count_events(&created.body);
+        events += created.event_count as u64;
         for (step, command) in work.1.iter().enumerate() {
             let t = Instant::now();
             let outcome = engine
@@ -255,12 +255,8 @@ async fn drive(
                 .await
                 .with_context(|| format!("return {idx}, command {}", command.name()))?;
             latency.record(u64::try_from(t.elapsed().as_micros())?)?;
-            events += count_events(&outcome.body);
+            events += outcome.event_count as u64;
         }
     }
     Ok((latency, events))
-}
-
-fn count_events(body: &serde_json::Value) -> u64 {
-    body["events"].as_array().map_or(0, |a| a.len() as u64)
 }

@@ -735,7 +735,8 @@ async fn summarize(engine: &Engine, store: &AnyStore) -> anyhow::Result<Summary>
             break;
         }
         offset += u32::try_from(page.len())?;
-        for r in &page {
+        for r in page.iter().map(backhaul_store::JsonText::to_value) {
+            let r = &r;
             *s.by_status
                 .entry(r["status"].as_str().unwrap_or("?").to_owned())
                 .or_default() += 1;

@@ -18,8 +18,8 @@ use backhaul_domain::{
 };
 use backhaul_store::{
     AnyStore, AppendConflict, AppendRequest, BacklogRow, Committer, CommitterConfig,
-    CommitterHandle, EventStore, IdempotencyRecord, NewEvent, RecordedEvent, SummaryFilter,
-    SummaryRow,
+    CommitterHandle, EventStore, IdempotencyRecord, JsonText, NewEvent, RecordedEvent,
+    SummaryFilter, SummaryRow,
 };
 use chrono::{DateTime, Utc};
 use lru::LruCache;
@@ -102,8 +102,10 @@ pub struct Outcome {
     pub return_id: ReturnId,
     /// 201 for a new return, 200 otherwise.
     pub status: u16,
-    /// `{"return": summary, "version": n, "events": [types]}`.
-    pub body: serde_json::Value,
+    /// `{"return": summary, "version": n, "events": [types]}`, as JSON text.
+    pub body: JsonText,
+    /// How many events the command appended.
+    pub event_count: usize,
     /// True when this is the stored answer to an earlier identical request.
     pub replayed: bool,
 }
@@ -119,7 +121,7 @@ pub struct TimelineEntry {
     pub correlation_id: Uuid,
     pub causation_id: Uuid,
     pub recorded_at: DateTime<Utc>,
-    pub payload: serde_json::Value,
+    pub payload: JsonText,
 }
 
 impl From<RecordedEvent> for TimelineEntry {
@@ -279,7 +281,7 @@ impl Engine {
             let summary = ReturnSummary::from_state(&state)
                 .ok_or_else(|| Error::Invariant("a decided return has no header".into()))?;
             let row = summary_row(&summary, version, now)?;
-            let body = answer(row.body.clone(), version, &events);
+            let body = answer(&row.body, version, &events)?;
             let status = if loaded.version == 0 { 201 } else { 200 };
             let new_events = events
                 .iter()
@@ -314,6 +316,7 @@ impl Engine {
                         return_id,
                         status,
                         body,
+                        event_count: events.len(),
                         replayed: false,
                     });
                 }
@@ -353,11 +356,12 @@ impl Engine {
             });
         }
         let return_id = ReturnId::from_uuid(record.stream_id);
-        let body = self.answer_at(return_id, &record.response).await?;
+        let (body, event_count) = self.answer_at(return_id, &record.response).await?;
         Ok(Some(Outcome {
             return_id,
             status: record.status,
             body,
+            event_count,
             replayed: true,
         }))
     }
@@ -368,7 +372,7 @@ impl Engine {
         &self,
         return_id: ReturnId,
         pointer: &serde_json::Value,
-    ) -> Result<serde_json::Value, Error> {
+    ) -> Result<(JsonText, usize), Error> {
         let corrupt = || Error::Corrupt(format!("idempotency record of {return_id}: {pointer}"));
         let version = pointer["version"].as_i64().ok_or_else(corrupt)?;
         let count = pointer["event_count"].as_u64().ok_or_else(corrupt)?;
@@ -384,8 +388,9 @@ impl Engine {
         let first = events
             .len()
             .saturating_sub(usize::try_from(count).unwrap_or(usize::MAX));
-        let summary = serde_json::to_value(&summary).map_err(|e| Error::Corrupt(e.to_string()))?;
-        Ok(answer(summary, version, &events[first..]))
+        let summary = JsonText::from_value(&summary).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let appended = &events[first..];
+        Ok((answer(&summary, version, appended)?, appended.len()))
     }
 
     fn slot(&self, return_id: ReturnId) -> Arc<tokio::sync::Mutex<Slot>> {
@@ -417,7 +422,7 @@ impl Engine {
     }
 
     /// The summary document of one return.
-    pub async fn get(&self, return_id: ReturnId) -> Result<Option<serde_json::Value>, Error> {
+    pub async fn get(&self, return_id: ReturnId) -> Result<Option<JsonText>, Error> {
         Ok(self
             .inner
             .store
@@ -427,7 +432,7 @@ impl Engine {
     }
 
     /// Summaries matching the filter, newest first.
-    pub async fn list(&self, filter: &SummaryFilter) -> Result<Vec<serde_json::Value>, Error> {
+    pub async fn list(&self, filter: &SummaryFilter) -> Result<Vec<JsonText>, Error> {
         Ok(self
             .inner
             .store
@@ -458,7 +463,7 @@ impl Engine {
 /// Decodes a stored event. Only schema version 1 exists; an upcaster goes
 /// here when the payload changes.
 pub(crate) fn decode(r: &RecordedEvent) -> Result<Event, Error> {
-    serde_json::from_value(r.event.payload.clone()).map_err(|e| {
+    r.event.payload.parse().map_err(|e| {
         Error::Corrupt(format!(
             "event {} (stream {} version {}): {e}",
             r.event.event_id, r.stream_id, r.version
@@ -476,7 +481,7 @@ fn to_new_event(
         event_id: Uuid::now_v7(),
         event_type: event.event_type().to_owned(),
         schema_version: EVENT_SCHEMA_VERSION,
-        payload: serde_json::to_value(event).map_err(|e| Error::Corrupt(e.to_string()))?,
+        payload: JsonText::from_value(event).map_err(|e| Error::Corrupt(e.to_string()))?,
         correlation_id,
         causation_id,
         recorded_at: now,
@@ -484,13 +489,16 @@ fn to_new_event(
 }
 
 /// The answer to a command: the return's summary, its version and the types
-/// of the events the command appended.
-fn answer(summary: serde_json::Value, version: i64, events: &[Event]) -> serde_json::Value {
-    serde_json::json!({
-        "return": summary,
-        "version": version,
-        "events": events.iter().map(Event::event_type).collect::<Vec<_>>(),
-    })
+/// of the events the command appended. Written as text around the summary's
+/// text, so the summary is serialised once per command.
+fn answer(summary: &JsonText, version: i64, events: &[Event]) -> Result<JsonText, Error> {
+    let types: Vec<&str> = events.iter().map(Event::event_type).collect();
+    let types = serde_json::to_string(&types).map_err(|e| Error::Corrupt(e.to_string()))?;
+    JsonText::from_string(format!(
+        r#"{{"return":{},"version":{version},"events":{types}}}"#,
+        summary.as_str()
+    ))
+    .map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 /// The store row of a summary.
@@ -512,6 +520,6 @@ pub(crate) fn summary_row(
         skus: summary.skus().iter().map(|s| s.to_string()).collect(),
         created_at: summary.requested_at,
         updated_at,
-        body: serde_json::to_value(summary).map_err(|e| Error::Corrupt(e.to_string()))?,
+        body: JsonText::from_value(summary).map_err(|e| Error::Corrupt(e.to_string()))?,
     })
 }

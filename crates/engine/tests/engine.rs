@@ -165,7 +165,7 @@ async fn rejected_commands_store_nothing(t: TestEngine) {
             .unwrap()
             .is_none()
     );
-    let summary = t.engine.get(id).await.unwrap().unwrap();
+    let summary = t.engine.get(id).await.unwrap().unwrap().to_value();
     assert_eq!(summary["status"], "requested");
     t.stop().await;
 }
@@ -222,7 +222,7 @@ async fn concurrent_commands_on_one_return_all_apply_in_order(t: TestEngine) {
     let timeline = t.engine.timeline(id).await.unwrap().unwrap();
     let versions: Vec<i64> = timeline.iter().map(|e| e.version).collect();
     assert_eq!(versions, (1..=43).collect::<Vec<_>>());
-    let summary = t.engine.get(id).await.unwrap().unwrap();
+    let summary = t.engine.get(id).await.unwrap().unwrap().to_value();
     assert_eq!(summary["totals"]["inspected"], "40");
     assert_eq!(summary["stage"], "awaiting_disposition");
     // A 41st inspection is refused: nothing left to inspect.

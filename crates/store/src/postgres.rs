@@ -33,7 +33,8 @@ use crate::append::{self, AppendTx, EventRow, HeadWrite, StoredHead};
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
-    IdempotencyRecord, NewEvent, RawEventRow, RecordedEvent, Result, SummaryFilter, SummaryRow,
+    IdempotencyRecord, JsonText, NewEvent, RawEventRow, RecordedEvent, Result, SummaryFilter,
+    SummaryRow,
 };
 
 /// Key of the advisory lock every append transaction holds until it commits
@@ -136,7 +137,7 @@ fn event_from_row(row: &PgRow) -> Result<RecordedEvent> {
             event_id: col(row, "event_id")?,
             event_type: col(row, "event_type")?,
             schema_version: col(row, "schema_version")?,
-            payload: col::<Json<serde_json::Value>>(row, "payload")?.0,
+            payload: col::<Json<JsonText>>(row, "payload")?.0,
             correlation_id: col(row, "correlation_id")?,
             causation_id: col(row, "causation_id")?,
             recorded_at: col(row, "recorded_at")?,
@@ -161,7 +162,7 @@ fn summary_from_row(row: &PgRow) -> Result<SummaryRow> {
         skus: col(row, "skus")?,
         created_at: col(row, "created_at")?,
         updated_at: col(row, "updated_at")?,
-        body: col::<Json<serde_json::Value>>(row, "body")?.0,
+        body: col::<Json<JsonText>>(row, "body")?.0,
     })
 }
 

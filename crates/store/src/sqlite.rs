@@ -30,7 +30,8 @@ use crate::append::{self, AppendTx, EventRow, HeadWrite, StoredHead};
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
-    IdempotencyRecord, NewEvent, RawEventRow, RecordedEvent, Result, SummaryFilter, SummaryRow,
+    IdempotencyRecord, JsonText, NewEvent, RawEventRow, RecordedEvent, Result, SummaryFilter,
+    SummaryRow,
 };
 
 /// Read connections. Reads are short index lookups, so a few connections
@@ -154,7 +155,7 @@ fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent> {
             event_id: col_uuid(row, "event_id")?,
             event_type: col(row, "event_type")?,
             schema_version: col(row, "schema_version")?,
-            payload: col::<Json<serde_json::Value>>(row, "payload")?.0,
+            payload: col::<Json<JsonText>>(row, "payload")?.0,
             correlation_id: col_uuid(row, "correlation_id")?,
             causation_id: col_uuid(row, "causation_id")?,
             recorded_at: col_ts(row, "recorded_at")?,
@@ -179,7 +180,7 @@ fn summary_from_row(row: &SqliteRow) -> Result<SummaryRow> {
         skus: col::<Json<Vec<String>>>(row, "skus")?.0,
         created_at: col_ts(row, "created_at")?,
         updated_at: col_ts(row, "updated_at")?,
-        body: col::<Json<serde_json::Value>>(row, "body")?.0,
+        body: col::<Json<JsonText>>(row, "body")?.0,
     })
 }
 

@@ -5,6 +5,60 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// A JSON document kept as text. Writers serialise on their own threads and
+/// the store moves the text as it is: no value trees are built, cloned or
+/// dropped on the single commit path. Equality is by JSON value, because
+/// PostgreSQL's `jsonb` gives back the same document with other spacing and
+/// key order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    /// Serialises `value`.
+    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// Checks that `text` is one JSON document and keeps it as it is.
+    pub fn from_string(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Deserialises the document.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The document as a value tree (for reading, not for the hot path).
+    pub fn to_value(&self) -> serde_json::Value {
+        self.parse().unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for JsonText {
+    fn from(value: serde_json::Value) -> Self {
+        // A `Value` always serialises; the fallback is unreachable in practice.
+        Self::from_value(&value).unwrap_or_else(|_| Self::null())
+    }
+}
+
+impl JsonText {
+    fn null() -> Self {
+        Self(serde_json::value::RawValue::NULL.to_owned())
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str() || self.to_value() == other.to_value()
+    }
+}
+
 /// An event about to be appended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEvent {
@@ -15,7 +69,7 @@ pub struct NewEvent {
     /// Version of the payload schema, so old events can be upcast.
     pub schema_version: i32,
     /// The event body.
-    pub payload: serde_json::Value,
+    pub payload: JsonText,
     /// Ties every event of one business transaction together across systems.
     pub correlation_id: Uuid,
     /// The id of the command or event that caused this event.
@@ -59,7 +113,7 @@ pub struct SummaryRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The full summary document served by the API.
-    pub body: serde_json::Value,
+    pub body: JsonText,
 }
 
 /// Filter for [`crate::EventStore::list_summaries`]; every field is optional

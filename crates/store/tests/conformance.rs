@@ -173,7 +173,8 @@ fn event(n: i64) -> NewEvent {
         event_id: Uuid::now_v7(),
         event_type: format!("Event{n}"),
         schema_version: i32::try_from(n % 3 + 1).expect("small"),
-        payload: json!({ "n": n, "lines": [{ "sku": "SKU-1", "qty": 2 }], "note": "ü \"quoted\"" }),
+        payload: json!({ "n": n, "lines": [{ "sku": "SKU-1", "qty": 2 }], "note": "ü \"quoted\"" })
+            .into(),
         correlation_id: Uuid::new_v4(),
         causation_id: Uuid::new_v4(),
         recorded_at: at(n),
@@ -194,7 +195,7 @@ fn summary(stream_id: Uuid, version: i64) -> SummaryRow {
         skus: vec!["SKU-1".to_owned()],
         created_at: at(0),
         updated_at: at(version),
-        body: json!({ "version": version, "lines": [] }),
+        body: json!({ "version": version, "lines": [] }).into(),
     }
 }
 
@@ -954,7 +955,7 @@ async fn replace_summaries_replaces_the_read_model(store: AnyStore) {
     let mut replacement = rows.clone();
     replacement[0].status = "rebuilt".to_owned();
     replacement[0].skus = vec!["NEW".to_owned()];
-    replacement[0].body = json!({ "rebuilt": true });
+    replacement[0].body = json!({ "rebuilt": true }).into();
     replacement[4].open = true;
 
     store

@@ -14,11 +14,10 @@ use backhaul_domain::model::ReturnRequest;
 use backhaul_domain::values::{CustomerAccount, OrderRef, Sku};
 use backhaul_domain::{ReturnSummary, Stage, Status};
 use backhaul_engine::{CommandMeta, Outcome};
-use backhaul_store::SummaryFilter;
+use backhaul_store::{JsonText, SummaryFilter};
 use chrono::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -64,7 +63,7 @@ pub(crate) struct ListQuery {
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct ReturnList {
     #[schemars(with = "Vec<ReturnSummary>")]
-    items: Vec<Value>,
+    items: Vec<JsonText>,
     limit: u32,
     offset: u32,
 }

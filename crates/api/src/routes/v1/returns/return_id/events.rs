@@ -6,10 +6,10 @@ use axum::extract::State;
 use backhaul_domain::Event;
 use backhaul_domain::values::ReturnId;
 use backhaul_engine::TimelineEntry;
+use backhaul_store::JsonText;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -43,7 +43,7 @@ pub(crate) struct TimelineEvent {
     causation_id: Uuid,
     recorded_at: DateTime<Utc>,
     #[schemars(with = "Event")]
-    payload: Value,
+    payload: JsonText,
 }
 
 impl From<TimelineEntry> for TimelineEvent {

@@ -7,7 +7,7 @@ pub(crate) mod events;
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::Value;
+use backhaul_store::JsonText;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -17,7 +17,7 @@ use crate::extract::ReturnPath;
 pub(crate) async fn get(
     State(state): State<AppState>,
     ReturnPath(return_id): ReturnPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JsonText>, ApiError> {
     state
         .engine
         .get(return_id)
