@@ -735,8 +735,18 @@ async fn summarize(engine: &Engine, store: &AnyStore) -> anyhow::Result<Summary>
             break;
         }
         offset += u32::try_from(page.len())?;
-        for r in page.iter().map(backhaul_store::JsonText::to_value) {
-            let r = &r;
+        for item in page.iter().map(backhaul_store::JsonText::to_value) {
+            // The list row has the totals; the full summary (lines) comes
+            // from the return's log.
+            let id = backhaul_domain::values::ReturnId::parse(
+                item["return_id"].as_str().unwrap_or_default(),
+            )?;
+            let full = engine
+                .get(id)
+                .await?
+                .context("a listed return has a log")?
+                .to_value();
+            let r = &full;
             *s.by_status
                 .entry(r["status"].as_str().unwrap_or("?").to_owned())
                 .or_default() += 1;

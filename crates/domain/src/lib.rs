@@ -27,7 +27,7 @@ pub use decide::decide;
 pub use event::{EVENT_SCHEMA_VERSION, Event};
 pub use rejection::Rejection;
 pub use state::{ReturnState, Stage, Status, evolve};
-pub use view::ReturnSummary;
+pub use view::{ReturnListItem, ReturnSummary};
 
 /// Folds a sequence of events into a state.
 pub fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> ReturnState {

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::command::Command;
 use crate::event::Event;
 use crate::model::{MODEL_VERSION, ReturnRequest};
-use crate::view::ReturnSummary;
+use crate::view::{ReturnListItem, ReturnSummary};
 
 /// One schema document with the request, command, event and summary types
 /// under `$defs`.
@@ -29,6 +29,10 @@ pub fn canonical_schema() -> Value {
     roots.insert(
         "ReturnSummary".into(),
         generator.subschema_for::<ReturnSummary>().to_value(),
+    );
+    roots.insert(
+        "ReturnListItem".into(),
+        generator.subschema_for::<ReturnListItem>().to_value(),
     );
     let defs: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     serde_json::json!({

@@ -79,3 +79,45 @@ impl ReturnSummary {
         skus
     }
 }
+
+/// One row of a return list: what an operator scans for (where, whose move,
+/// how many units and how much money), without lines, label or documents.
+/// This is what the store keeps per return, so every command rewrites only
+/// a few hundred bytes; the full [`ReturnSummary`] is folded from the log on
+/// demand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReturnListItem {
+    pub return_id: ReturnId,
+    pub rma_number: String,
+    pub status: Status,
+    pub stage: Stage,
+    pub owner: String,
+    pub flags: Vec<String>,
+    pub channel: Channel,
+    pub customer: String,
+    pub order_ref: String,
+    pub currency: String,
+    pub site: String,
+    pub totals: Totals,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl ReturnListItem {
+    pub fn of(summary: &ReturnSummary) -> Self {
+        Self {
+            return_id: summary.return_id,
+            rma_number: summary.rma_number.clone(),
+            status: summary.status,
+            stage: summary.stage,
+            owner: summary.owner.clone(),
+            flags: summary.flags.clone(),
+            channel: summary.channel,
+            customer: summary.customer.clone(),
+            order_ref: summary.order_ref.clone(),
+            currency: summary.currency.clone(),
+            site: summary.site.clone(),
+            totals: summary.totals,
+            requested_at: summary.requested_at,
+        }
+    }
+}

@@ -13,8 +13,8 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use backhaul_domain::{
-    Command, EVENT_SCHEMA_VERSION, Event, Rejection, ReturnState, ReturnSummary, decide, evolve,
-    values::ReturnId,
+    Command, EVENT_SCHEMA_VERSION, Event, Rejection, ReturnListItem, ReturnState, ReturnSummary,
+    decide, evolve, values::ReturnId,
 };
 use backhaul_store::{
     AnyStore, AppendConflict, AppendRequest, BacklogRow, Committer, CommitterConfig,
@@ -263,33 +263,40 @@ impl Engine {
                     };
                 }
             };
-            let mut state = loaded.state.clone();
+            // Evolve the cached state in place; every path below that does
+            // not commit leaves the slot empty, so the next command reloads
+            // the truth from the log (these paths are rare).
+            let Loaded {
+                mut state,
+                version: base_version,
+                correlation_id: base_correlation,
+            } = loaded;
             for e in &events {
                 evolve(&mut state, e);
             }
             if let Err(broken) = state.check_invariants() {
-                slot.loaded = Some(loaded);
                 return Err(Error::Invariant(broken));
             }
-            let correlation_id = if loaded.version == 0 {
+            let correlation_id = if base_version == 0 {
                 meta.correlation_id.unwrap_or_else(Uuid::now_v7)
             } else {
-                loaded.correlation_id
+                base_correlation
             };
             let causation_id = meta.causation_id.unwrap_or_else(Uuid::now_v7);
-            let version = loaded.version + i64::try_from(events.len()).unwrap_or(i64::MAX);
+            let version = base_version + i64::try_from(events.len()).unwrap_or(i64::MAX);
             let summary = ReturnSummary::from_state(&state)
                 .ok_or_else(|| Error::Invariant("a decided return has no header".into()))?;
             let row = summary_row(&summary, version, now)?;
-            let body = answer(&row.body, version, &events)?;
-            let status = if loaded.version == 0 { 201 } else { 200 };
+            let full = JsonText::from_value(&summary).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let body = answer(&full, version, &events)?;
+            let status = if base_version == 0 { 201 } else { 200 };
             let new_events = events
                 .iter()
                 .map(|e| to_new_event(e, correlation_id, causation_id, now))
                 .collect::<Result<Vec<_>, _>>()?;
             let request = AppendRequest {
                 stream_id: return_id.as_uuid(),
-                expected_version: loaded.version,
+                expected_version: base_version,
                 events: new_events,
                 summary: row,
                 idempotency: meta.idempotency.as_ref().map(|i| IdempotencyRecord {
@@ -327,7 +334,7 @@ impl Engine {
                 }
                 Err(AppendConflict::IdempotencyKey { .. }) => {
                     // The same key raced us; answer like the winner did.
-                    slot.loaded = Some(loaded);
+                    // (The slot stays empty: the state was evolved in place.)
                     return match self.replay_idempotent(&meta).await? {
                         Some(found) => Ok(found),
                         None => Err(Error::Contention(return_id)),
@@ -421,17 +428,19 @@ impl Engine {
         })
     }
 
-    /// The summary document of one return.
+    /// The full summary of one return, folded from its log (always as
+    /// current as the last commit); `None` if it does not exist.
     pub async fn get(&self, return_id: ReturnId) -> Result<Option<JsonText>, Error> {
-        Ok(self
-            .inner
-            .store
-            .get_summary(return_id.as_uuid())
-            .await?
-            .map(|row| row.body))
+        let loaded = self.load(return_id).await?;
+        let Some(summary) = ReturnSummary::from_state(&loaded.state) else {
+            return Ok(None);
+        };
+        JsonText::from_value(&summary)
+            .map(Some)
+            .map_err(|e| Error::Corrupt(e.to_string()))
     }
 
-    /// Summaries matching the filter, newest first.
+    /// List rows ([`ReturnListItem`]) matching the filter, newest first.
     pub async fn list(&self, filter: &SummaryFilter) -> Result<Vec<JsonText>, Error> {
         Ok(self
             .inner
@@ -520,6 +529,7 @@ pub(crate) fn summary_row(
         skus: summary.skus().iter().map(|s| s.to_string()).collect(),
         created_at: summary.requested_at,
         updated_at,
-        body: JsonText::from_value(summary).map_err(|e| Error::Corrupt(e.to_string()))?,
+        body: JsonText::from_value(&ReturnListItem::of(summary))
+            .map_err(|e| Error::Corrupt(e.to_string()))?,
     })
 }

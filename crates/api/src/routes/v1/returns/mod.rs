@@ -12,7 +12,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backhaul_domain::model::ReturnRequest;
 use backhaul_domain::values::{CustomerAccount, OrderRef, Sku};
-use backhaul_domain::{ReturnSummary, Stage, Status};
+use backhaul_domain::{ReturnListItem, Stage, Status};
 use backhaul_engine::{CommandMeta, Outcome};
 use backhaul_store::{JsonText, SummaryFilter};
 use chrono::Duration;
@@ -59,10 +59,10 @@ pub(crate) struct ListQuery {
     offset: Option<u32>,
 }
 
-/// One page of return summaries.
+/// One page of list rows; the full summary of a return is at `GET /v1/returns/{id}`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct ReturnList {
-    #[schemars(with = "Vec<ReturnSummary>")]
+    #[schemars(with = "Vec<ReturnListItem>")]
     items: Vec<JsonText>,
     limit: u32,
     offset: u32,
