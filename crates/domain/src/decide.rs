@@ -443,36 +443,69 @@ fn record_receipt(
     }])
 }
 
-fn record_inspection(
+/// One per-line item of a command that moves units from one bucket to the
+/// next (inspection, disposition).
+struct UnitMove<'a> {
+    line_no: LineNo,
+    quantity: Quantity,
+    serials: &'a [SerialNumber],
+}
+
+/// Checks that every move names a line, a positive quantity and matching
+/// serials, and that per line the moves together fit in what `available`
+/// says is waiting.
+fn check_moves<'a>(
     state: &ReturnState,
-    inspections: &[Inspection],
-    now: DateTime<Utc>,
-) -> Result<Vec<Event>, Rejection> {
-    if inspections.is_empty() {
-        return Err(Rejection::Invalid {
-            field: "inspections".into(),
-            reason: "at least one inspection is needed".into(),
-        });
-    }
+    field: &str,
+    what: &'static str,
+    moves: impl Iterator<Item = UnitMove<'a>>,
+    available: impl Fn(&LineState) -> Quantity,
+) -> Result<(), Rejection> {
     let mut used: std::collections::BTreeMap<LineNo, Quantity> = Default::default();
-    for i in inspections {
-        let l = line(state, i.line_no)?;
-        positive(i.quantity, || {
-            format!("inspections[{}].quantity", i.line_no)
-        })?;
-        check_serials(i.line_no, &i.serial_numbers, i.quantity)?;
-        let u = used.entry(i.line_no).or_default();
-        *u = u.plus(i.quantity);
-        let available = l.awaiting_inspection();
+    let mut any = false;
+    for m in moves {
+        any = true;
+        let l = line(state, m.line_no)?;
+        positive(m.quantity, || format!("{field}[{}].quantity", m.line_no))?;
+        check_serials(m.line_no, m.serials, m.quantity)?;
+        let u = used.entry(m.line_no).or_default();
+        *u = u.plus(m.quantity);
+        let available = available(l);
         if *u > available {
             return Err(Rejection::QuantityExceeds {
-                line_no: i.line_no,
-                what: "inspected quantity",
+                line_no: m.line_no,
+                what,
                 requested: *u,
                 available,
             });
         }
     }
+    if !any {
+        return Err(Rejection::Invalid {
+            field: field.into(),
+            reason: format!("at least one line is needed in {field}"),
+        });
+    }
+    Ok(())
+}
+
+fn record_inspection(
+    state: &ReturnState,
+    inspections: &[Inspection],
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, Rejection> {
+    let moves = inspections.iter().map(|i| UnitMove {
+        line_no: i.line_no,
+        quantity: i.quantity,
+        serials: &i.serial_numbers,
+    });
+    check_moves(
+        state,
+        "inspections",
+        "inspected quantity",
+        moves,
+        LineState::awaiting_inspection,
+    )?;
     Ok(vec![Event::UnitsInspected {
         inspections: inspections.to_vec(),
         inspected_at: now,
@@ -484,31 +517,18 @@ fn record_disposition(
     dispositions: &[DispositionLine],
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Rejection> {
-    if dispositions.is_empty() {
-        return Err(Rejection::Invalid {
-            field: "dispositions".into(),
-            reason: "at least one disposition is needed".into(),
-        });
-    }
-    let mut used: std::collections::BTreeMap<LineNo, Quantity> = Default::default();
-    for d in dispositions {
-        let l = line(state, d.line_no)?;
-        positive(d.quantity, || {
-            format!("dispositions[{}].quantity", d.line_no)
-        })?;
-        check_serials(d.line_no, &d.serial_numbers, d.quantity)?;
-        let u = used.entry(d.line_no).or_default();
-        *u = u.plus(d.quantity);
-        let available = l.awaiting_disposition();
-        if *u > available {
-            return Err(Rejection::QuantityExceeds {
-                line_no: d.line_no,
-                what: "dispositioned quantity",
-                requested: *u,
-                available,
-            });
-        }
-    }
+    let moves = dispositions.iter().map(|d| UnitMove {
+        line_no: d.line_no,
+        quantity: d.quantity,
+        serials: &d.serial_numbers,
+    });
+    check_moves(
+        state,
+        "dispositions",
+        "dispositioned quantity",
+        moves,
+        LineState::awaiting_disposition,
+    )?;
     Ok(vec![Event::UnitsDispositioned {
         dispositions: dispositions.to_vec(),
         dispositioned_at: now,
