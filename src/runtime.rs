@@ -15,6 +15,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 
+/// How long in-flight HTTP requests may take to finish once shutdown began.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs `backhaul serve` until SIGINT or SIGTERM.
 pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let store = AnyStore::open(&config.store)
@@ -49,7 +52,23 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         engine,
         config: config.api.clone(),
     });
-    let served = backhaul_api::serve(listener, app, http_stop.clone()).await;
+    // In-flight requests get a grace period; a client that stalls longer
+    // does not hold the shutdown (its request is dropped, nothing half-stored:
+    // appends are all-or-nothing).
+    let grace = {
+        let stop = http_stop.clone();
+        async move {
+            stop.cancelled().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        }
+    };
+    let served = tokio::select! {
+        served = backhaul_api::serve(listener, app, http_stop.clone()) => served,
+        () = grace => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; stopping anyway");
+            Ok(())
+        }
+    };
     http_stop.cancel();
     shutdown.cancel();
     tracker.close();

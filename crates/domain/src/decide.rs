@@ -149,13 +149,27 @@ pub fn decide(
 
 fn check_reason(reason: &str) -> Result<String, Rejection> {
     let trimmed = reason.trim();
-    if trimmed.is_empty() || trimmed.len() > MAX_REASON {
+    check_text("reason", trimmed, MAX_REASON)?;
+    Ok(trimmed.to_owned())
+}
+
+/// Free text is printable: 1 to `max` bytes, no control characters. (A NUL
+/// would also be refused by PostgreSQL's `jsonb`, turning a bad request into a
+/// storage error on one backend only.)
+fn check_text(field: &str, text: &str, max: usize) -> Result<(), Rejection> {
+    if text.is_empty() || text.len() > max {
         return Err(Rejection::Invalid {
-            field: "reason".into(),
-            reason: format!("must be 1 to {MAX_REASON} characters"),
+            field: field.into(),
+            reason: format!("must be 1 to {max} characters"),
         });
     }
-    Ok(trimmed.to_owned())
+    if text.chars().any(char::is_control) {
+        return Err(Rejection::Invalid {
+            field: field.into(),
+            reason: "must not contain control characters".into(),
+        });
+    }
+    Ok(())
 }
 
 fn positive(q: Quantity, field: impl Fn() -> String) -> Result<(), Rejection> {
@@ -227,6 +241,9 @@ fn request_return(
     }
     if request.lines.is_empty() {
         return Err(Rejection::NoLines);
+    }
+    for system in request.external_refs.keys() {
+        check_text("external_refs", system, 64)?;
     }
     let mut seen = std::collections::BTreeSet::new();
     for l in &request.lines {
@@ -332,6 +349,9 @@ fn record_milestone(
     event: &CarrierEvent,
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Rejection> {
+    if let Some(location) = &event.location {
+        check_text("location", location, MAX_REASON)?;
+    }
     if state.last_milestone == Some((event.milestone, event.occurred_at)) {
         return Err(Rejection::Duplicate {
             kind: "carrier milestone",

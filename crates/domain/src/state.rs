@@ -516,7 +516,8 @@ impl ReturnState {
     }
 
     /// Checks the lifecycle invariants; returns the first broken one. Used by
-    /// property tests and as a debug assertion in the engine.
+    /// property tests, and by the engine before every append (a broken invariant
+    /// refuses the command instead of storing it).
     pub fn check_invariants(&self) -> Result<(), String> {
         for (no, l) in &self.lines {
             // Units are conserved: every received unit is awaiting inspection,

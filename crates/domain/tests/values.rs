@@ -98,3 +98,48 @@ fn the_largest_values_go_through_the_whole_lifecycle() {
     h.accept(Command::Close);
     h.expect(Status::Closed, Stage::Done, "none");
 }
+
+/// Free text must be printable: a NUL in a reason is refused by the domain,
+/// the same on every backend, instead of failing in PostgreSQL's `jsonb`.
+#[test]
+fn control_characters_in_free_text_are_refused() {
+    use backhaul_domain::{Command, ReturnState, decide};
+    let state = ReturnState::default();
+    // The rule is checked on a return that exists, through `hold_for_review`.
+    let request: backhaul_domain::model::ReturnRequest = serde_json::from_value(serde_json::json!({
+        "channel": "portal", "customer": "C1", "order_ref": "SO-1", "currency": "USD", "site": "DC1",
+        "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": "1", "uom": "EA", "reason_code": "DAMAGED",
+                   "requested_outcome": "refund",
+                   "unit_price": {"amount": "1.00", "currency": "USD"},
+                   "unit_tax": {"amount": "0.00", "currency": "USD"}}]
+    }))
+    .unwrap();
+    let id =
+        backhaul_domain::values::ReturnId::parse("0190d8f2-7c1e-7a3b-9c4d-5e6f7a8b9c0d").unwrap();
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-02T09:00:00Z")
+        .unwrap()
+        .to_utc();
+    let events = decide(
+        &state,
+        &Command::Request {
+            return_id: id,
+            request,
+        },
+        now,
+    )
+    .unwrap();
+    let state = backhaul_domain::fold(&events);
+    let hold = |reason: &str| {
+        decide(
+            &state,
+            &Command::HoldForReview {
+                reason: reason.into(),
+            },
+            now,
+        )
+        .map_err(|r| r.code())
+    };
+    assert_eq!(hold("damaged\u{0}box"), Err("invalid_command"));
+    assert_eq!(hold("line\nbreak"), Err("invalid_command"));
+    assert!(hold("damaged box").is_ok());
+}

@@ -240,19 +240,26 @@ impl Engine {
         let slot = self.slot(return_id);
         let mut slot = slot.lock().await;
         for attempt in 0..MAX_ATTEMPTS {
-            let loaded = match slot.loaded.take() {
-                Some(l) => l,
+            let (loaded, cached) = match slot.loaded.take() {
+                Some(l) => (l, true),
                 // A fresh UUID v7 has no stream yet: no need to read it.
-                None if new_stream && attempt == 0 => Loaded {
-                    state: ReturnState::default(),
-                    version: 0,
-                    correlation_id: Uuid::nil(),
-                },
-                None => self.load(return_id).await?,
+                None if new_stream && attempt == 0 => (
+                    Loaded {
+                        state: ReturnState::default(),
+                        version: 0,
+                        correlation_id: Uuid::nil(),
+                    },
+                    false,
+                ),
+                None => (self.load(return_id).await?, false),
             };
             let now = self.inner.clock.now();
             let events = match decide(&loaded.state, &command, now) {
                 Ok(events) => events,
+                // Another hub process may have moved the return on since this
+                // one cached it; only the append would notice. Refuse on the
+                // log's truth, not on the cache's: reload and decide again.
+                Err(_) if cached => continue,
                 Err(rejection) => {
                     slot.loaded = Some(loaded);
                     // A duplicate of an applied command is usually refused by

@@ -273,6 +273,33 @@ async fn replay_rebuilds_the_same_read_model(t: TestEngine) {
     t.stop().await;
 }
 
+/// Two hub processes on one database: a hub whose cached state is behind
+/// must not refuse a command the log allows.
+async fn a_stale_cache_never_refuses_what_the_log_allows(t: TestEngine) {
+    let other = start(t.store.clone(), None);
+    let created = t.engine.create(request("2"), meta(None)).await.unwrap();
+    let id = created.return_id;
+    // The other hub approves; this one still caches the requested state.
+    other
+        .engine
+        .execute(id, cmd(json!({"command": "approve"})), meta(None))
+        .await
+        .unwrap();
+    let received = t
+        .engine
+        .execute(
+            id,
+            cmd(json!({"command": "record_receipt", "receipt_ref": "R1", "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": "2"}]})),
+            meta(None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(received.body.to_value()["return"]["status"], "received");
+    assert_eq!(t.engine.timeline(id).await.unwrap().unwrap().len(), 3);
+    other.stop().await;
+    t.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite_backend {
@@ -292,4 +319,5 @@ on_both_backends!(
     events_carry_correlation_and_causation,
     concurrent_commands_on_one_return_all_apply_in_order,
     replay_rebuilds_the_same_read_model,
+    a_stale_cache_never_refuses_what_the_log_allows,
 );
