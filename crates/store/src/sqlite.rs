@@ -254,10 +254,16 @@ fn push_summary_values<'a>(
 /// expected version, new version, then the summary columns), named
 /// `column1`.. by SQL's default. The version condition stays in the
 /// statement so a head that moved anyway is left alone and counted.
+///
+/// The identity columns (reference, customer, order_ref, created_at) are
+/// fixed when the stream is created and deliberately not assigned here:
+/// every index ends in `created_at`, and SQLite rewrites each index whose
+/// columns are assigned, whether or not the value changes. Leaving them out
+/// keeps an update to the three indexes on status, stage and owner.
 const UPDATE_HEADS_PREFIX: &str = "UPDATE returns SET version = v.column3, \
-     reference = v.column4, status = v.column5, stage = v.column6, owner = v.column7, \
-     open = v.column8, customer = v.column9, order_ref = v.column10, skus = v.column11, \
-     created_at = v.column12, updated_at = v.column13, body = v.column14 FROM (";
+     status = v.column5, stage = v.column6, owner = v.column7, \
+     open = v.column8, skus = v.column11, \
+     updated_at = v.column13, body = v.column14 FROM (";
 const UPDATE_HEADS_SUFFIX: &str =
     ") AS v WHERE returns.stream_id = v.column1 AND returns.version = v.column2";
 

@@ -93,6 +93,9 @@ pub struct RecordedEvent {
 /// The read-model row of one stream (one return). It doubles as the stream
 /// head: `version` is the stream's current version and is what optimistic
 /// concurrency checks against.
+///
+/// `reference`, `customer`, `order_ref` and `created_at` identify the stream
+/// and are written once, when it is created; later appends keep them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRow {
     pub stream_id: Uuid,
