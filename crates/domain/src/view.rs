@@ -1,6 +1,10 @@
-//! The return summary: the read model served by the API and stored by the
-//! store beside the stream head. A pure function of [`ReturnState`], so it
-//! can always be rebuilt from the log.
+//! Read models of a return, both pure functions of [`ReturnState`] and so
+//! always rebuildable from the log:
+//! - [`ReturnListItem`]: what an operator scans for in a list (where, whose
+//!   move, how many units, how much money). The store keeps it beside the
+//!   stream head, so every command rewrites only a few hundred bytes.
+//! - [`ReturnSummary`]: the list item plus lines, label, documents and
+//!   unexpected items; folded from the log on demand.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -11,8 +15,9 @@ use crate::model::{Channel, FinancialDocument, Label, UnexpectedItem};
 use crate::state::{LineState, ReturnState, Stage, Status, Totals};
 use crate::values::{ReturnId, Sku};
 
+/// One row of a return list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct ReturnSummary {
+pub struct ReturnListItem {
     pub return_id: ReturnId,
     pub rma_number: String,
     pub status: Status,
@@ -26,21 +31,29 @@ pub struct ReturnSummary {
     pub order_ref: String,
     pub currency: String,
     pub site: String,
-    pub lines: Vec<LineState>,
     pub totals: Totals,
-    /// Total that may still be credited for units settled so far plus units
-    /// awaiting settlement.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// Everything about one return: its list item (flattened into the same JSON
+/// object) and the details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReturnSummary {
+    #[serde(flatten)]
+    pub item: ReturnListItem,
+    pub lines: Vec<LineState>,
+    /// What the customer paid (price plus tax) for the units received so far.
     #[schemars(with = "String")]
     pub paid_for_received: Decimal,
     pub label: Option<Label>,
     pub documents: Vec<FinancialDocument>,
     pub unexpected: Vec<UnexpectedItem>,
+    /// Why it was held, rejected or cancelled.
     pub reason: Option<String>,
-    pub requested_at: DateTime<Utc>,
 }
 
-impl ReturnSummary {
-    /// Builds the summary; `None` if the return does not exist.
+impl ReturnListItem {
+    /// Builds the list item; `None` if the return does not exist.
     pub fn from_state(state: &ReturnState) -> Option<Self> {
         let header = state.header.as_ref()?;
         let stage = state.stage();
@@ -56,8 +69,18 @@ impl ReturnSummary {
             order_ref: header.request.order_ref.to_string(),
             currency: header.request.currency.to_string(),
             site: header.request.site.to_string(),
-            lines: state.lines.values().cloned().collect(),
             totals: state.totals(),
+            requested_at: header.requested_at,
+        })
+    }
+}
+
+impl ReturnSummary {
+    /// Builds the summary; `None` if the return does not exist.
+    pub fn from_state(state: &ReturnState) -> Option<Self> {
+        Some(Self {
+            item: ReturnListItem::from_state(state)?,
+            lines: state.lines.values().cloned().collect(),
             paid_for_received: state
                 .lines
                 .values()
@@ -67,7 +90,6 @@ impl ReturnSummary {
             documents: state.documents.clone(),
             unexpected: state.unexpected.clone(),
             reason: state.reason.clone(),
-            requested_at: header.requested_at,
         })
     }
 
@@ -77,47 +99,5 @@ impl ReturnSummary {
         skus.sort();
         skus.dedup();
         skus
-    }
-}
-
-/// One row of a return list: what an operator scans for (where, whose move,
-/// how many units and how much money), without lines, label or documents.
-/// This is what the store keeps per return, so every command rewrites only
-/// a few hundred bytes; the full [`ReturnSummary`] is folded from the log on
-/// demand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct ReturnListItem {
-    pub return_id: ReturnId,
-    pub rma_number: String,
-    pub status: Status,
-    pub stage: Stage,
-    pub owner: String,
-    pub flags: Vec<String>,
-    pub channel: Channel,
-    pub customer: String,
-    pub order_ref: String,
-    pub currency: String,
-    pub site: String,
-    pub totals: Totals,
-    pub requested_at: DateTime<Utc>,
-}
-
-impl ReturnListItem {
-    pub fn of(summary: &ReturnSummary) -> Self {
-        Self {
-            return_id: summary.return_id,
-            rma_number: summary.rma_number.clone(),
-            status: summary.status,
-            stage: summary.stage,
-            owner: summary.owner.clone(),
-            flags: summary.flags.clone(),
-            channel: summary.channel,
-            customer: summary.customer.clone(),
-            order_ref: summary.order_ref.clone(),
-            currency: summary.currency.clone(),
-            site: summary.site.clone(),
-            totals: summary.totals,
-            requested_at: summary.requested_at,
-        }
     }
 }

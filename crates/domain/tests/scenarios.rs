@@ -287,7 +287,7 @@ fn unexpected_items_are_kept_and_flagged() {
     assert_eq!(h.state.unexpected.len(), 2);
     let summary = ReturnSummary::from_state(&h.state).expect("the return exists");
     assert_eq!(summary.unexpected.len(), 2);
-    assert_eq!(summary.flags, ["unexpected_items"]);
+    assert_eq!(summary.item.flags, ["unexpected_items"]);
 }
 
 #[test]
@@ -544,16 +544,16 @@ fn summary_reads_off_the_state() {
         vec![rline(Some(1), "SKU-A", q(3)), rline(None, "SKU-Z", q(1))],
     ));
     let s = ReturnSummary::from_state(&h.state).expect("the return exists");
-    assert_eq!(s.return_id, return_id());
-    assert_eq!(s.rma_number, return_id().rma_number());
+    assert_eq!(s.item.return_id, return_id());
+    assert_eq!(s.item.rma_number, return_id().rma_number());
     assert_eq!(
-        (s.status, s.stage),
+        (s.item.status, s.item.stage),
         (Status::Received, Stage::AwaitingInspection)
     );
-    assert_eq!(s.owner, "warehouse");
-    assert_eq!(s.flags, ["unexpected_items", "over_receipt"]);
+    assert_eq!(s.item.owner, "warehouse");
+    assert_eq!(s.item.flags, ["unexpected_items", "over_receipt"]);
     assert_eq!(
-        (s.currency.as_str(), s.order_ref.as_str()),
+        (s.item.currency.as_str(), s.item.order_ref.as_str()),
         ("USD", "SO-1001")
     );
     // Lines are listed by line number whatever order they were requested in.
@@ -567,7 +567,7 @@ fn summary_reads_off_the_state() {
     assert_eq!(s.skus(), [sku("SKU-A"), sku("SKU-B")]);
     // Three units of line 1 arrived at 12.00 each.
     assert_eq!(s.paid_for_received, dec("36"));
-    assert_eq!(s.totals, h.state.totals());
+    assert_eq!(s.item.totals, h.state.totals());
     // The summary is a pure function of the log.
     assert_eq!(ReturnSummary::from_state(&fold(&h.events)), Some(s));
 }

@@ -93,7 +93,7 @@ fn the_largest_values_go_through_the_whole_lifecycle() {
     let summary = ReturnSummary::from_state(&h.state).expect("the return exists");
     // Six maximal receipts at twice the maximal amount per unit.
     assert_eq!(summary.paid_for_received, dec("1200000000000000000000000"));
-    assert_eq!(summary.totals.credited, dec("60000000000000"));
+    assert_eq!(summary.item.totals.credited, dec("60000000000000"));
 
     h.accept(Command::Close);
     h.expect(Status::Closed, Stage::Done, "none");

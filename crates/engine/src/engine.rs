@@ -13,8 +13,8 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use backhaul_domain::{
-    Command, EVENT_SCHEMA_VERSION, Event, Rejection, ReturnListItem, ReturnState, ReturnSummary,
-    decide, evolve, values::ReturnId,
+    Command, EVENT_SCHEMA_VERSION, Event, Rejection, ReturnState, ReturnSummary, decide, evolve,
+    values::ReturnId,
 };
 use backhaul_store::{
     AnyStore, AppendConflict, AppendRequest, BacklogRow, Committer, CommitterConfig,
@@ -524,19 +524,18 @@ pub(crate) fn summary_row(
     updated_at: DateTime<Utc>,
 ) -> Result<SummaryRow, Error> {
     Ok(SummaryRow {
-        stream_id: summary.return_id.as_uuid(),
+        stream_id: summary.item.return_id.as_uuid(),
         version,
-        reference: summary.rma_number.clone(),
-        status: summary.status.as_str().to_owned(),
-        stage: summary.stage.as_str().to_owned(),
-        owner: summary.owner.clone(),
-        open: !summary.status.is_terminal(),
-        customer: summary.customer.clone(),
-        order_ref: summary.order_ref.clone(),
+        reference: summary.item.rma_number.clone(),
+        status: summary.item.status.as_str().to_owned(),
+        stage: summary.item.stage.as_str().to_owned(),
+        owner: summary.item.owner.clone(),
+        open: !summary.item.status.is_terminal(),
+        customer: summary.item.customer.clone(),
+        order_ref: summary.item.order_ref.clone(),
         skus: summary.skus().iter().map(|s| s.to_string()).collect(),
-        created_at: summary.requested_at,
+        created_at: summary.item.requested_at,
         updated_at,
-        body: JsonText::from_value(&ReturnListItem::of(summary))
-            .map_err(|e| Error::Corrupt(e.to_string()))?,
+        body: JsonText::from_value(&summary.item).map_err(|e| Error::Corrupt(e.to_string()))?,
     })
 }
