@@ -251,19 +251,17 @@ fn push_summary_values<'a>(
 }
 
 /// Moves many heads in one statement: the VALUES rows are (stream_id,
-/// expected version, new version, then the summary columns), named
-/// `column1`.. by SQL's default. The version condition stays in the
+/// expected version, new version, then the columns a command can change),
+/// named `column1`.. by SQL's default. The version condition stays in the
 /// statement so a head that moved anyway is left alone and counted.
 ///
 /// The identity columns (reference, customer, order_ref, created_at) are
-/// fixed when the stream is created and deliberately not assigned here:
-/// every index ends in `created_at`, and SQLite rewrites each index whose
-/// columns are assigned, whether or not the value changes. Leaving them out
-/// keeps an update to the three indexes on status, stage and owner.
+/// fixed when the stream is created, so they are neither sent nor assigned
+/// here: every index ends in `created_at`, and SQLite rewrites each index
+/// whose columns are assigned, whether or not the value changes.
 const UPDATE_HEADS_PREFIX: &str = "UPDATE returns SET version = v.column3, \
-     status = v.column5, stage = v.column6, owner = v.column7, \
-     open = v.column8, skus = v.column11, \
-     updated_at = v.column13, body = v.column14 FROM (";
+     status = v.column4, stage = v.column5, owner = v.column6, open = v.column7, \
+     skus = v.column8, updated_at = v.column9, body = v.column10 FROM (";
 const UPDATE_HEADS_SUFFIX: &str =
     ") AS v WHERE returns.stream_id = v.column1 AND returns.version = v.column2";
 
@@ -339,15 +337,11 @@ impl AppendTx for SqliteAppend<'_> {
                 b.push_bind(h.stream_id.hyphenated())
                     .push_bind(h.expected)
                     .push_bind(h.version)
-                    .push_bind(s.reference.as_str())
                     .push_bind(s.status.as_str())
                     .push_bind(s.stage.as_str())
                     .push_bind(s.owner.as_str())
                     .push_bind(s.open)
-                    .push_bind(s.customer.as_str())
-                    .push_bind(s.order_ref.as_str())
                     .push_bind(Json(&s.skus))
-                    .push_bind(ts(&s.created_at))
                     .push_bind(ts(&s.updated_at))
                     .push_bind(Json(&s.body));
             });
