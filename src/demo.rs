@@ -465,45 +465,18 @@ async fn week_one(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
         json!({"milestone": "in_transit", "occurred_at": (now + Duration::hours(20)).to_rfc3339()});
     let delivered =
         json!({"milestone": "delivered", "occurred_at": (now + Duration::hours(60)).to_rfc3339()});
-    if p.idx % 7 == 3 {
-        hub.command(
-            "carrier",
-            &path(&id, "milestones"),
-            &k("delivered"),
-            delivered,
-        )
-        .await?;
-        hub.command(
-            "carrier",
-            &path(&id, "milestones"),
-            &k("in-transit"),
-            in_transit,
-        )
-        .await?;
+    let in_transit = ("in-transit", in_transit);
+    let delivered = ("delivered", delivered);
+    let scans = if p.idx % 7 == 3 {
+        vec![delivered, in_transit]
+    } else if p.send_duplicates {
+        vec![in_transit.clone(), in_transit, delivered]
     } else {
-        hub.command(
-            "carrier",
-            &path(&id, "milestones"),
-            &k("in-transit"),
-            in_transit.clone(),
-        )
-        .await?;
-        if p.send_duplicates {
-            hub.command(
-                "carrier",
-                &path(&id, "milestones"),
-                &k("in-transit"),
-                in_transit,
-            )
+        vec![in_transit, delivered]
+    };
+    for (step, scan) in scans {
+        hub.command("carrier", &path(&id, "milestones"), &k(step), scan)
             .await?;
-        }
-        hub.command(
-            "carrier",
-            &path(&id, "milestones"),
-            &k("delivered"),
-            delivered,
-        )
-        .await?;
     }
     // The warehouse receives; for partial receipts only ~60% now.
     let mut receipt_lines: Vec<Value> = p
