@@ -12,6 +12,7 @@
 //! - [`view`]: the return summary read model.
 //! - [`schema`]: JSON Schema export of the canonical model.
 
+pub mod action;
 pub mod command;
 pub mod decide;
 pub mod event;

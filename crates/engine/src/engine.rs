@@ -9,21 +9,24 @@
 //! request. The record is written in the same transaction as the events, so
 //! "applied" and "remembered" can never disagree.
 
+use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
+use backhaul_domain::action::{Action, Target};
 use backhaul_domain::{
     Command, EVENT_SCHEMA_VERSION, Event, Rejection, ReturnState, ReturnSummary, decide, evolve,
     values::ReturnId,
 };
 use backhaul_store::{
     AnyStore, AppendConflict, AppendRequest, BacklogRow, Committer, CommitterConfig,
-    CommitterHandle, EventStore, IdempotencyRecord, JsonText, NewEvent, RecordedEvent,
+    CommitterHandle, EventStore, IdempotencyRecord, JsonText, NewDelivery, NewEvent, RecordedEvent,
     SummaryFilter, SummaryRow,
 };
 use chrono::{DateTime, Utc};
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
@@ -65,6 +68,11 @@ pub struct EngineConfig {
     /// How many returns' states are kept in memory. A miss costs one read of
     /// the return's stream.
     pub cache_capacity: usize,
+    /// The systems connected to this hub: the actions a command calls for
+    /// are written to the outbox only for these (the others have nobody to
+    /// deliver them). Set from the configured connectors, not from the file.
+    #[serde(skip)]
+    pub outbound: BTreeSet<Target>,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +80,7 @@ impl Default for EngineConfig {
         Self {
             committer: CommitterConfig::default(),
             cache_capacity: 100_000,
+            outbound: BTreeSet::new(),
         }
     }
 }
@@ -161,6 +170,10 @@ struct Inner {
     committer: CommitterHandle,
     clock: Arc<dyn Clock>,
     slots: Mutex<Slots>,
+    outbound: BTreeSet<Target>,
+    /// Woken after a commit that wrote deliveries, so the dispatcher need
+    /// not poll for new work.
+    outbox_written: Arc<Notify>,
 }
 
 /// Applies commands and answers queries. Cheap to clone.
@@ -187,6 +200,8 @@ impl Engine {
                 committer,
                 clock,
                 slots: Mutex::new(LruCache::new(capacity)),
+                outbound: config.outbound,
+                outbox_written: Arc::new(Notify::new()),
             }),
         }
     }
@@ -197,6 +212,15 @@ impl Engine {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.inner.clock)
+    }
+
+    /// Notified after every commit that wrote deliveries to the outbox.
+    pub fn outbox_written(&self) -> Arc<Notify> {
+        Arc::clone(&self.inner.outbox_written)
     }
 
     /// Opens a new return with a fresh id.
@@ -278,6 +302,7 @@ impl Engine {
                 version: base_version,
                 correlation_id: base_correlation,
             } = loaded;
+            let status_before = state.status();
             for e in &events {
                 evolve(&mut state, e);
             }
@@ -301,9 +326,20 @@ impl Engine {
                 .iter()
                 .map(|e| to_new_event(e, correlation_id, causation_id, now))
                 .collect::<Result<Vec<_>, _>>()?;
+            let deliveries = if self.inner.outbound.is_empty() {
+                Vec::new()
+            } else {
+                backhaul_domain::action::actions(status_before, &state, &events, version, now)
+                    .into_iter()
+                    .filter(|a| self.inner.outbound.contains(&a.target()))
+                    .map(|a| to_delivery(&a, version, correlation_id))
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+            let wrote_deliveries = !deliveries.is_empty();
             let request = AppendRequest {
                 stream_id: return_id.as_uuid(),
                 expected_version: base_version,
+                deliveries,
                 events: new_events,
                 summary: row,
                 idempotency: meta.idempotency.as_ref().map(|i| IdempotencyRecord {
@@ -321,6 +357,9 @@ impl Engine {
             };
             match self.inner.committer.append(request).await? {
                 Ok(_) => {
+                    if wrote_deliveries {
+                        self.inner.outbox_written.notify_one();
+                    }
                     slot.loaded = Some(Loaded {
                         state,
                         version,
@@ -501,6 +540,24 @@ fn to_new_event(
         correlation_id,
         causation_id,
         recorded_at: now,
+    })
+}
+
+/// An action as an outbox row. The key is stable for the action: the same
+/// command version never produces two actions of one kind.
+fn to_delivery(action: &Action, version: i64, correlation_id: Uuid) -> Result<NewDelivery, Error> {
+    Ok(NewDelivery {
+        target: action.target().as_str().to_owned(),
+        kind: action.kind.as_str().to_owned(),
+        delivery_key: action.delivery_key(version),
+        requires: action
+            .kind
+            .requires()
+            .iter()
+            .map(|k| k.as_str().to_owned())
+            .collect(),
+        payload: JsonText::from_value(action).map_err(|e| Error::Corrupt(e.to_string()))?,
+        correlation_id,
     })
 }
 

@@ -2,19 +2,30 @@
 //! the event log. For each command it loads the return's state (from its
 //! cache or the log), asks the pure domain to `decide`, and hands the events,
 //! the new summary row and the idempotency record to the store's group
-//! committer as one all-or-nothing append. It answers after the commit.
+//! committer as one all-or-nothing append, together with the outbound actions
+//! the events call for (the outbox). It answers after the commit.
 //!
 //! Layout:
 //! - `clock`: the injected clock (system or manual, for tests).
 //! - `engine`: [`Engine`], command handling, idempotency, queries.
 //! - `replay`: rebuilding the read model from the log.
+//! - `outbound`: the connector contract ([`Sink`], [`Source`], [`Inbox`]) and
+//!   how failures are classified (technical or business).
+//! - `dispatch`: the [`Dispatcher`], which delivers the outbox through the
+//!   sinks with retries, throttling and circuit breakers, and feeds results
+//!   back as commands.
 //!
-//! Not here: HTTP (the `api` crate), outbound delivery (the outbox, later).
+//! Not here: HTTP (the `api` crate), wire formats and transports (the
+//! `connectors` crate).
 
 mod clock;
+mod dispatch;
 mod engine;
+mod outbound;
 mod replay;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dispatch::{ConnectorStats, DeliveryPolicy, Dispatcher, DispatcherConfig, RunReport};
 pub use engine::{CommandMeta, Engine, EngineConfig, Error, Idempotency, Outcome, TimelineEntry};
+pub use outbound::{BoxFuture, DeliveryRequest, Inbox, Received, Sink, SinkError, Source};
 pub use replay::{ReplayReport, replay};

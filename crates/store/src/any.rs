@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
-    IdempotencyRecord, PgStore, RawEventRow, RecordedEvent, Result, SqliteStore, SqliteSync,
-    SummaryFilter, SummaryRow,
+    ApiKeyRecord, AppendConflict, AppendRequest, Appended, AuditEntry, BacklogRow, ClaimRequest,
+    Claimed, Delivery, DeliveryFilter, DeliveryState, DeliveryStore, Error, EventStore, Finish,
+    IdempotencyRecord, OperateError, Operation, PgStore, RawEventRow, RecordedEvent, Result,
+    SqliteStore, SqliteSync, SummaryFilter, SummaryRow,
 };
 
 /// Where and how to store data.
@@ -204,6 +205,57 @@ impl EventStore for AnyStore {
 
     async fn raw_insert(&self, rows: Vec<RawEventRow>) -> Result<u64> {
         delegate!(self, s => s.raw_insert(rows))
+    }
+}
+
+impl DeliveryStore for AnyStore {
+    async fn claim_deliveries(&self, request: &ClaimRequest) -> Result<Vec<Claimed>> {
+        delegate!(self, s => s.claim_deliveries(request))
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        finish: Finish,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        delegate!(self, s => s.finish_delivery(id, owner, finish, now))
+    }
+
+    async fn release_leases(&self, owner: &str) -> Result<u64> {
+        delegate!(self, s => s.release_leases(owner))
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        delegate!(self, s => s.next_due())
+    }
+
+    async fn get_delivery(&self, id: i64) -> Result<Option<Delivery>> {
+        delegate!(self, s => s.get_delivery(id))
+    }
+
+    async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+        delegate!(self, s => s.list_deliveries(filter))
+    }
+
+    async fn delivery_counts(&self) -> Result<Vec<(String, DeliveryState, i64)>> {
+        delegate!(self, s => s.delivery_counts())
+    }
+
+    async fn operate_delivery(
+        &self,
+        id: i64,
+        operation: Operation,
+        actor: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Delivery, OperateError>> {
+        delegate!(self, s => s.operate_delivery(id, operation, actor, reason, now))
+    }
+
+    async fn delivery_audit(&self, id: i64) -> Result<Vec<AuditEntry>> {
+        delegate!(self, s => s.delivery_audit(id))
     }
 }
 

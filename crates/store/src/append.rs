@@ -38,9 +38,10 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use crate::common::to_i64;
+use crate::common::{to_i64, to_u64};
 use crate::{
-    AppendConflict, AppendRequest, Appended, Error, IdempotencyRecord, NewEvent, Result, SummaryRow,
+    AppendConflict, AppendRequest, Appended, Error, IdempotencyRecord, NewDelivery, NewEvent,
+    Result, SummaryRow,
 };
 
 /// One event row to insert, borrowed from its request.
@@ -48,6 +49,13 @@ pub(crate) struct EventRow<'a> {
     pub(crate) stream_id: Uuid,
     pub(crate) version: i64,
     pub(crate) event: &'a NewEvent,
+}
+
+/// One outbox row to insert, borrowed from its request.
+pub(crate) struct DeliveryRow<'a> {
+    pub(crate) stream_id: Uuid,
+    pub(crate) delivery: &'a NewDelivery,
+    pub(crate) created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A stream head as stored when the batch began.
@@ -108,6 +116,13 @@ pub(crate) trait AppendTx: Send {
         rows: &[(Uuid, &str)],
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// Inserts the outbox rows of the accepted requests, as pending and due
+    /// at their `created_at`.
+    fn insert_deliveries(
+        &mut self,
+        rows: &[DeliveryRow<'_>],
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// Inserts the idempotency records, none of which exists yet.
     fn insert_idempotency(
         &mut self,
@@ -133,6 +148,9 @@ struct Stream<'a> {
 /// The store is authoritative for the head: it writes `request.stream_id` and
 /// `expected_version + events.len()`, whatever `summary.stream_id` and
 /// `summary.version` say (a mismatch is an engine bug, logged as a warning).
+///
+/// Deliveries of a request are written only with its events: a request
+/// without events writes none.
 ///
 /// A request without events is valid: it checks the expected version like
 /// any other, writes nothing but its idempotency record (the summary is left
@@ -174,6 +192,7 @@ pub(crate) async fn apply<T: AppendTx>(
     // each request the position of its last event.
     let mut last_events: HashMap<(Uuid, i64), usize> = HashMap::new();
     let mut records: Vec<&IdempotencyRecord> = Vec::new();
+    let mut deliveries: Vec<DeliveryRow<'_>> = Vec::new();
     let mut outcomes = Vec::with_capacity(batch.len());
 
     for (index, req) in batch.iter().enumerate() {
@@ -238,6 +257,11 @@ pub(crate) async fn apply<T: AppendTx>(
                 });
             }
             last_events.insert((stream_id, new_version), index);
+            deliveries.extend(req.deliveries.iter().map(|delivery| DeliveryRow {
+                stream_id,
+                delivery,
+                created_at: req.summary.updated_at,
+            }));
         }
         if let Some(record) = &req.idempotency {
             records.push(record);
@@ -324,6 +348,10 @@ pub(crate) async fn apply<T: AppendTx>(
         tx.replace_skus(&sku_clear, &sku_rows).await?;
     }
 
+    if !deliveries.is_empty() {
+        tx.insert_deliveries(&deliveries).await?;
+    }
+
     if !records.is_empty() {
         tx.insert_idempotency(&records).await?;
     }
@@ -338,10 +366,6 @@ fn moved_heads(action: &str, done: u64, wanted: usize) -> Error {
         "stream heads changed during the append ({action} {done} of {wanted}); \
          something writes `returns` without the store's write lock"
     ))
-}
-
-fn to_u64(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// The SKU set of a list: the index table holds each SKU once.

@@ -47,6 +47,10 @@ pub(crate) fn list_limit(requested: u32) -> i64 {
 
 /// A length as an SQL integer. Lengths of in-memory vectors cannot exceed
 /// `i64::MAX` on any platform Rust supports, so saturating never triggers.
+pub(crate) fn to_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 pub(crate) fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

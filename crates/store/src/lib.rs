@@ -1,5 +1,6 @@
 //! Durable storage for Backhaul: the event log, the stream heads with their
-//! read model (the return summary), idempotency records and API keys.
+//! read model (the return summary), idempotency records, the outbox and API
+//! keys.
 //!
 //! The store knows nothing about returns beyond the columns it filters on; the
 //! engine turns domain state into [`SummaryRow`]s and domain events into
@@ -15,18 +16,26 @@
 //! - `sqlite`, `postgres`: the two backends (migrations under `migrations/`).
 //! - `common`: chunking of multi-row statements and other shared helpers.
 //! - `committer`: the group-commit task and its handle.
+//! - `outbox`: deliveries (outbound work) written with the events, claimed
+//!   under a lease, finished once, operated on with an audit trail; the
+//!   claim and operator rules written once for both backends.
 //! - `any`: run-time choice of backend.
 
 mod any;
 mod append;
 mod committer;
 mod common;
+mod outbox;
 mod postgres;
 mod sqlite;
 mod types;
 
 pub use any::{AnyStore, StoreConfig};
 pub use committer::{Committer, CommitterConfig, CommitterHandle};
+pub use outbox::{
+    AuditEntry, ClaimRequest, Claimed, Delivery, DeliveryFilter, DeliveryState, DeliveryStore,
+    Finish, NewDelivery, OperateError, Operation,
+};
 pub use postgres::PgStore;
 pub use sqlite::{SqliteStore, SqliteSync};
 pub use types::*;

@@ -20,6 +20,8 @@
 //! Types: UUIDs are `uuid`, timestamps `timestamptz` (microsecond precision),
 //! JSON `jsonb`. The append algorithm itself lives in `append`.
 
+mod outbox;
+
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
@@ -29,7 +31,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::append::{self, AppendTx, EventRow, HeadWrite, StoredHead};
+use crate::append::{self, AppendTx, DeliveryRow, EventRow, HeadWrite, StoredHead};
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
@@ -348,6 +350,10 @@ impl AppendTx for PgAppend<'_> {
                 .await?;
         }
         insert_skus(self.conn, rows).await
+    }
+
+    async fn insert_deliveries(&mut self, rows: &[DeliveryRow<'_>]) -> Result<()> {
+        outbox::insert_deliveries(self.conn, rows).await
     }
 
     async fn insert_idempotency(&mut self, records: &[&IdempotencyRecord]) -> Result<()> {

@@ -11,6 +11,8 @@
 //! timestamps as fixed-width RFC 3339 UTC TEXT, JSON as TEXT. The append
 //! algorithm itself lives in `append`.
 
+mod outbox;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
@@ -26,7 +28,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
-use crate::append::{self, AppendTx, EventRow, HeadWrite, StoredHead};
+use crate::append::{self, AppendTx, DeliveryRow, EventRow, HeadWrite, StoredHead};
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
@@ -391,6 +393,10 @@ impl AppendTx for SqliteAppend<'_> {
             qb.build().execute(&mut *self.conn).await?;
         }
         insert_skus(self.conn, rows).await
+    }
+
+    async fn insert_deliveries(&mut self, rows: &[DeliveryRow<'_>]) -> Result<()> {
+        outbox::insert_deliveries(self.conn, rows).await
     }
 
     async fn insert_idempotency(&mut self, records: &[&IdempotencyRecord]) -> Result<()> {

@@ -189,6 +189,9 @@ pub struct AppendRequest {
     /// `expected_version + events.len()`.
     pub summary: SummaryRow,
     pub idempotency: Option<IdempotencyRecord>,
+    /// Outbound work the events call for, written with them (only if the
+    /// request has events).
+    pub deliveries: Vec<crate::NewDelivery>,
 }
 
 /// Result of a successful append.

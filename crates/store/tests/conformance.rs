@@ -15,10 +15,13 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::task::{Context, Waker};
 
+use std::collections::HashMap;
+
 use backhaul_store::{
-    AnyStore, ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Committer,
-    CommitterConfig, Error, EventStore, IdempotencyRecord, NewEvent, PgStore, RawEventRow,
-    SqliteSync, StoreConfig, SummaryFilter, SummaryRow,
+    AnyStore, ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, ClaimRequest,
+    Claimed, Committer, CommitterConfig, DeliveryFilter, DeliveryState, DeliveryStore, Error,
+    EventStore, Finish, IdempotencyRecord, NewDelivery, NewEvent, OperateError, Operation, PgStore,
+    RawEventRow, SqliteSync, StoreConfig, SummaryFilter, SummaryRow,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -157,6 +160,12 @@ conformance!(
     committer_answers_many_concurrent_appends,
     committer_isolates_a_failing_request,
     committer_shutdown_commits_queued_requests_then_refuses,
+    deliveries_commit_with_their_events_or_not_at_all,
+    claims_follow_lane_order_prerequisites_and_quota,
+    leases_exclude_other_claimers_until_they_run_out,
+    finish_requires_the_lease_and_happens_once,
+    operator_actions_follow_the_state_and_are_audited,
+    cancelled_prerequisite_sends_dependants_to_the_exception_queue,
 );
 
 // ---------------------------------------------------------------------------
@@ -207,6 +216,7 @@ fn append(stream_id: Uuid, expected: i64, events: i64) -> AppendRequest {
         events: (expected + 1..=expected + events).map(event).collect(),
         summary: summary(stream_id, expected + events),
         idempotency: None,
+        deliveries: Vec::new(),
     }
 }
 
@@ -1205,5 +1215,514 @@ async fn committer_shutdown_commits_queued_requests_then_refuses(store: AnyStore
     assert!(
         matches!(after_exit, Err(Error::ShuttingDown)),
         "{after_exit:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The outbox
+
+fn delivery(target: &str, kind: &str, key: &str, requires: &[&str]) -> NewDelivery {
+    NewDelivery {
+        target: target.to_owned(),
+        kind: kind.to_owned(),
+        delivery_key: key.to_owned(),
+        requires: requires.iter().map(|r| (*r).to_owned()).collect(),
+        payload: json!({ "kind": kind, "key": key }).into(),
+        correlation_id: Uuid::new_v4(),
+    }
+}
+
+fn with_deliveries(mut req: AppendRequest, deliveries: Vec<NewDelivery>) -> AppendRequest {
+    req.deliveries = deliveries;
+    req
+}
+
+/// A claim at `at(seconds)` by `owner`, with `quota` per target.
+fn claim_at(seconds: i64, owner: &str, quota: &[(&str, usize)]) -> ClaimRequest {
+    ClaimRequest {
+        now: at(seconds),
+        owner: owner.to_owned(),
+        lease_until: at(seconds + 30),
+        quota: quota
+            .iter()
+            .map(|(t, q)| ((*t).to_owned(), *q))
+            .collect::<HashMap<_, _>>(),
+        scan_limit: 100,
+    }
+}
+
+fn keys(claimed: &[Claimed]) -> Vec<&str> {
+    claimed
+        .iter()
+        .map(|c| c.delivery.delivery_key.as_str())
+        .collect()
+}
+
+async fn claim(store: &AnyStore, request: &ClaimRequest) -> Vec<Claimed> {
+    store.claim_deliveries(request).await.expect("claim")
+}
+
+async fn finish(store: &AnyStore, c: &Claimed, owner: &str, finish: Finish, seconds: i64) -> bool {
+    store
+        .finish_delivery(c.delivery.id, owner, finish, at(seconds))
+        .await
+        .expect("finish")
+}
+
+fn done(result: serde_json::Value) -> Finish {
+    Finish::Done {
+        result: result.into(),
+    }
+}
+
+async fn deliveries_commit_with_their_events_or_not_at_all(store: AnyStore) {
+    let a = Uuid::now_v7();
+    let b = Uuid::now_v7();
+    let outcomes = commit(
+        &store,
+        vec![
+            with_deliveries(
+                append(a, 0, 1),
+                vec![delivery("erp", "erp_return_order", "a:1", &[])],
+            ),
+            // Stale: its delivery must not be written either.
+            with_deliveries(
+                append(b, 3, 1),
+                vec![delivery("erp", "erp_return_order", "b:1", &[])],
+            ),
+        ],
+    )
+    .await;
+    assert!(outcomes[0].is_ok() && outcomes[1].is_err(), "{outcomes:?}");
+    let all = store
+        .list_deliveries(&DeliveryFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 1);
+    let d = &all[0];
+    assert_eq!(
+        (d.stream_id, d.target.as_str(), d.kind.as_str()),
+        (a, "erp", "erp_return_order")
+    );
+    assert_eq!(d.state, DeliveryState::Pending);
+    assert_eq!(d.attempts, 0);
+    assert_eq!(d.next_attempt_at, at(1), "due when decided");
+    assert_eq!(d.payload.to_value()["key"], "a:1");
+    assert_eq!(store.next_due().await.expect("next due"), Some(at(1)));
+    // A duplicate delivery key fails the whole batch: events included.
+    let failed = store
+        .append_batch(&[with_deliveries(
+            append(b, 0, 1),
+            vec![delivery("erp", "erp_return_order", "a:1", &[])],
+        )])
+        .await;
+    assert!(failed.is_err());
+    assert!(store.read_stream(b).await.expect("read").is_empty());
+}
+
+async fn claims_follow_lane_order_prerequisites_and_quota(store: AnyStore) {
+    let a = Uuid::now_v7();
+    let b = Uuid::now_v7();
+    commit_ok(
+        &store,
+        vec![
+            with_deliveries(
+                append(a, 0, 1),
+                vec![
+                    delivery("erp", "erp_return_order", "a:ro", &[]),
+                    delivery("portal", "portal_status", "a:st1", &[]),
+                    delivery("portal", "portal_status", "a:st2", &[]),
+                ],
+            ),
+            with_deliveries(
+                append(b, 0, 1),
+                vec![delivery("portal", "portal_status", "b:st1", &[])],
+            ),
+        ],
+    )
+    .await;
+    commit_ok(
+        &store,
+        vec![with_deliveries(
+            append(a, 1, 1),
+            vec![delivery(
+                "erp",
+                "erp_credit_memo",
+                "a:cm",
+                &["erp_return_order"],
+            )],
+        )],
+    )
+    .await;
+
+    // Lane heads only; the portal quota of 1 takes the oldest head.
+    let first = claim(&store, &claim_at(10, "hub-1", &[("erp", 5), ("portal", 1)])).await;
+    assert_eq!(keys(&first), vec!["a:ro", "a:st1"]);
+    assert!(first.iter().all(|c| c.delivery.attempts == 1));
+    assert!(
+        first
+            .iter()
+            .all(|c| c.delivery.lease_owner.as_deref() == Some("hub-1"))
+    );
+    // Different returns go in parallel; a:st2 waits behind a:st1, the credit
+    // memo behind the return order it requires.
+    let second = claim(&store, &claim_at(10, "hub-1", &[("erp", 5), ("portal", 5)])).await;
+    assert_eq!(keys(&second), vec!["b:st1"]);
+
+    assert!(
+        finish(
+            &store,
+            &first[0],
+            "hub-1",
+            done(json!({"number": "RO-1"})),
+            11
+        )
+        .await
+    );
+    assert!(finish(&store, &first[1], "hub-1", done(json!({})), 11).await);
+    let third = claim(&store, &claim_at(12, "hub-1", &[("erp", 5), ("portal", 5)])).await;
+    assert_eq!(keys(&third), vec!["a:st2", "a:cm"]);
+    let memo = &third[1];
+    assert_eq!(
+        memo.prerequisites
+            .get("erp_return_order")
+            .cloned()
+            .flatten()
+            .map(|r| r.to_value()),
+        Some(json!({"number": "RO-1"})),
+        "the credit memo is handed the return order it refers to"
+    );
+    // A target without quota takes nothing.
+    assert!(
+        claim(&store, &claim_at(12, "hub-1", &[("erp", 0)]))
+            .await
+            .is_empty()
+    );
+}
+
+async fn leases_exclude_other_claimers_until_they_run_out(store: AnyStore) {
+    let a = Uuid::now_v7();
+    commit_ok(
+        &store,
+        vec![with_deliveries(
+            append(a, 0, 1),
+            vec![delivery("wms", "wms_expected_receipt", "a:asn", &[])],
+        )],
+    )
+    .await;
+    let first = claim(&store, &claim_at(10, "hub-1", &[("wms", 5)])).await;
+    assert_eq!(keys(&first), vec!["a:asn"]);
+    // Leased until 40: nobody else gets it before.
+    assert!(
+        claim(&store, &claim_at(39, "hub-2", &[("wms", 5)]))
+            .await
+            .is_empty()
+    );
+    // After the lease ran out (hub-1 died), hub-2 delivers it again with the
+    // same key, and hub-1's late finish is refused.
+    let again = claim(&store, &claim_at(40, "hub-2", &[("wms", 5)])).await;
+    assert_eq!(keys(&again), vec!["a:asn"]);
+    assert_eq!(again[0].delivery.attempts, 2);
+    assert!(!finish(&store, &first[0], "hub-1", done(json!({"asn": "late"})), 41).await);
+    assert!(
+        finish(
+            &store,
+            &again[0],
+            "hub-2",
+            done(json!({"asn": "ASN-1"})),
+            41
+        )
+        .await
+    );
+    let stored = store
+        .get_delivery(again[0].delivery.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored.state, DeliveryState::Done);
+    assert_eq!(
+        stored.result.map(|r| r.to_value()),
+        Some(json!({"asn": "ASN-1"}))
+    );
+
+    // A restarted hub releases its own leases and claims at once.
+    commit_ok(
+        &store,
+        vec![with_deliveries(
+            append(a, 1, 1),
+            vec![delivery(
+                "wms",
+                "wms_cancel_expected_receipt",
+                "a:cancel",
+                &[],
+            )],
+        )],
+    )
+    .await;
+    assert_eq!(
+        keys(&claim(&store, &claim_at(50, "hub-1", &[("wms", 5)])).await),
+        vec!["a:cancel"]
+    );
+    assert_eq!(store.release_leases("hub-2").await.expect("release"), 0);
+    assert_eq!(store.release_leases("hub-1").await.expect("release"), 1);
+    assert_eq!(
+        keys(&claim(&store, &claim_at(51, "hub-1", &[("wms", 5)])).await),
+        vec!["a:cancel"]
+    );
+}
+
+async fn finish_requires_the_lease_and_happens_once(store: AnyStore) {
+    let a = Uuid::now_v7();
+    commit_ok(
+        &store,
+        vec![with_deliveries(
+            append(a, 0, 1),
+            vec![
+                delivery("carrier", "carrier_label", "a:label", &[]),
+                delivery(
+                    "carrier",
+                    "carrier_void_label",
+                    "a:void",
+                    &["carrier_label"],
+                ),
+            ],
+        )],
+    )
+    .await;
+    let first = claim(&store, &claim_at(10, "hub-1", &[("carrier", 5)])).await;
+    let error = json!({"class": "technical", "code": "unavailable"});
+    assert!(
+        finish(
+            &store,
+            &first[0],
+            "hub-1",
+            Finish::Retry {
+                next_attempt_at: at(20),
+                error: error.clone().into()
+            },
+            11
+        )
+        .await
+    );
+    // Not due before 20, and still holding its lane.
+    assert!(
+        claim(&store, &claim_at(19, "hub-1", &[("carrier", 5)]))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        store.next_due().await.expect("due"),
+        Some(at(1)),
+        "a:void is due but blocked"
+    );
+    let retry = claim(&store, &claim_at(20, "hub-1", &[("carrier", 5)])).await;
+    assert_eq!(keys(&retry), vec!["a:label"]);
+    assert_eq!(
+        retry[0].delivery.last_error.as_ref().map(|e| e.to_value()),
+        Some(error)
+    );
+    assert!(
+        finish(
+            &store,
+            &retry[0],
+            "hub-1",
+            Finish::Dead {
+                error: json!({"class": "technical"}).into()
+            },
+            21
+        )
+        .await
+    );
+    assert!(
+        !finish(&store, &retry[0], "hub-1", done(json!({})), 22).await,
+        "finished once"
+    );
+    // A dead letter blocks its lane.
+    assert!(
+        claim(&store, &claim_at(30, "hub-1", &[("carrier", 5)]))
+            .await
+            .is_empty()
+    );
+    let dead = store
+        .list_deliveries(&DeliveryFilter {
+            state: Some(DeliveryState::Dead),
+            ..DeliveryFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 2);
+    let counts = store.delivery_counts().await.expect("counts");
+    assert!(
+        counts.contains(&("carrier".to_owned(), DeliveryState::Dead, 1)),
+        "{counts:?}"
+    );
+    assert!(
+        counts.contains(&("carrier".to_owned(), DeliveryState::Pending, 1)),
+        "{counts:?}"
+    );
+}
+
+async fn operator_actions_follow_the_state_and_are_audited(store: AnyStore) {
+    let a = Uuid::now_v7();
+    commit_ok(
+        &store,
+        vec![with_deliveries(
+            append(a, 0, 1),
+            vec![
+                delivery("erp", "erp_return_order", "a:ro", &[]),
+                delivery("erp", "erp_credit_memo", "a:cm", &["erp_return_order"]),
+            ],
+        )],
+    )
+    .await;
+    let first = claim(&store, &claim_at(10, "hub-1", &[("erp", 5)])).await;
+    let id = first[0].delivery.id;
+    // Pending: only cancel applies.
+    let refused = store
+        .operate_delivery(id, Operation::Skip, "ops", "why", at(11))
+        .await
+        .expect("operate");
+    assert_eq!(
+        refused,
+        Err(OperateError::WrongState {
+            action: "skip",
+            state: DeliveryState::Pending
+        })
+    );
+    assert!(
+        finish(
+            &store,
+            &first[0],
+            "hub-1",
+            Finish::Exception {
+                error: json!({"code": "period_closed"}).into()
+            },
+            11
+        )
+        .await
+    );
+
+    let corrected = json!({"kind": "erp_return_order", "key": "a:ro", "fixed": true});
+    let retried = store
+        .operate_delivery(
+            id,
+            Operation::Retry {
+                payload: Some(corrected.clone().into()),
+            },
+            "alice",
+            "period reopened",
+            at(12),
+        )
+        .await
+        .expect("operate")
+        .expect("retry applies to an exception");
+    assert_eq!(retried.state, DeliveryState::Pending);
+    assert_eq!(retried.attempts, 0);
+    let again = claim(&store, &claim_at(12, "hub-1", &[("erp", 5)])).await;
+    assert_eq!(keys(&again), vec!["a:ro"]);
+    assert_eq!(again[0].delivery.payload.to_value(), corrected);
+    assert!(
+        finish(
+            &store,
+            &again[0],
+            "hub-1",
+            Finish::Exception {
+                error: json!({"code": "unknown_sku"}).into()
+            },
+            13
+        )
+        .await
+    );
+    let skipped = store
+        .operate_delivery(id, Operation::Skip, "bob", "posted by hand", at(14))
+        .await
+        .expect("operate")
+        .expect("skip");
+    assert_eq!(skipped.state, DeliveryState::Skipped);
+    // A skipped prerequisite lets the dependant go, with no result.
+    let memo = claim(&store, &claim_at(15, "hub-1", &[("erp", 5)])).await;
+    assert_eq!(keys(&memo), vec!["a:cm"]);
+    assert_eq!(memo[0].prerequisites.get("erp_return_order"), Some(&None));
+    let cancelled = store
+        .operate_delivery(
+            memo[0].delivery.id,
+            Operation::Cancel,
+            "bob",
+            "credited in the ERP",
+            at(16),
+        )
+        .await
+        .expect("operate")
+        .expect("cancel");
+    assert_eq!(cancelled.state, DeliveryState::Cancelled);
+    assert_eq!(
+        store
+            .operate_delivery(9_999_999, Operation::Cancel, "bob", "x", at(16))
+            .await
+            .expect("operate"),
+        Err(OperateError::NotFound(9_999_999))
+    );
+
+    let audit = store.delivery_audit(id).await.expect("audit");
+    let actions: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("retry_with_correction", "alice", "period reopened"),
+            ("skip", "bob", "posted by hand")
+        ]
+    );
+    assert_eq!(audit[0].detail.to_value()["payload"], corrected);
+    assert_eq!(audit[0].detail.to_value()["from"], "exception");
+    assert_eq!(audit[1].at, at(14));
+}
+
+async fn cancelled_prerequisite_sends_dependants_to_the_exception_queue(store: AnyStore) {
+    let a = Uuid::now_v7();
+    commit_ok(
+        &store,
+        vec![with_deliveries(
+            append(a, 0, 1),
+            vec![
+                delivery("wms", "wms_expected_receipt", "a:asn", &[]),
+                delivery("erp", "erp_credit_memo", "a:cm", &["wms_expected_receipt"]),
+            ],
+        )],
+    )
+    .await;
+    let asn = store
+        .list_deliveries(&DeliveryFilter::default())
+        .await
+        .expect("list")[0]
+        .id;
+    store
+        .operate_delivery(asn, Operation::Cancel, "ops", "not needed", at(5))
+        .await
+        .expect("operate")
+        .expect("cancel");
+    assert!(
+        claim(&store, &claim_at(10, "hub-1", &[("erp", 5), ("wms", 5)]))
+            .await
+            .is_empty()
+    );
+    let blocked = store
+        .list_deliveries(&DeliveryFilter {
+            state: Some(DeliveryState::Exception),
+            ..DeliveryFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(blocked[0].delivery_key, "a:cm");
+    assert_eq!(
+        blocked[0]
+            .last_error
+            .as_ref()
+            .map(|e| e.to_value()["code"].clone()),
+        Some(json!("prerequisite_cancelled"))
     );
 }

@@ -1,0 +1,459 @@
+//! Actions: the outbound work a command's events call for (create the
+//! expected receipt in the WMS, the return order in the ERP, request a label,
+//! post a credit memo, publish the status), and how each action's result
+//! comes back as a command. Pure like the rest of the domain: the engine
+//! writes the actions into the outbox in the same transaction as the events,
+//! the dispatcher delivers them, and [`feedback`] turns the answer of the
+//! target system into the next command.
+//!
+//! What does not live here: wire formats (connectors), retries and
+//! throttling (the dispatcher), which systems are connected (the engine's
+//! configuration filters actions by [`Target`]).
+//!
+//! Ordering and prerequisites. Actions for one return and one target are
+//! delivered in the order they were written. Across targets an action names
+//! the kinds it [`requires`](Action::requires): a credit memo or an
+//! inventory adjustment waits for the ERP return order, because the ERP
+//! refers to it; a cancellation of the expected receipt waits for the
+//! receipt to exist. The domain only writes a credit memo once the
+//! disposition of every received unit is final, and an inventory adjustment
+//! only for dispositioned (so received) units, so "no credit before
+//! disposition" and "no restock before receipt" hold by construction.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, Settlement};
+use crate::event::Event;
+use crate::model::{
+    Disposition, FinancialDocument, FinancialDocumentKind, Label, RequestedOutcome, SettlementLine,
+};
+use crate::state::{ReturnState, Status};
+use crate::values::{
+    CustomerAccount, ExternalRef, LineNo, Money, OrderRef, Quantity, ReturnId, SiteCode, Sku,
+};
+
+/// The external system an action is for. One connector serves each target.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    Erp,
+    Wms,
+    Carrier,
+    Portal,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [Target::Erp, Target::Wms, Target::Carrier, Target::Portal];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Erp => "erp",
+            Target::Wms => "wms",
+            Target::Carrier => "carrier",
+            Target::Portal => "portal",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.as_str() == raw)
+    }
+}
+
+/// What kind of work an action is; stored beside the payload.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    ErpReturnOrder,
+    ErpInventoryAdjustment,
+    ErpCreditMemo,
+    WmsExpectedReceipt,
+    WmsCancelExpectedReceipt,
+    CarrierLabel,
+    CarrierVoidLabel,
+    PortalStatus,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 8] = [
+        ActionKind::ErpReturnOrder,
+        ActionKind::ErpInventoryAdjustment,
+        ActionKind::ErpCreditMemo,
+        ActionKind::WmsExpectedReceipt,
+        ActionKind::WmsCancelExpectedReceipt,
+        ActionKind::CarrierLabel,
+        ActionKind::CarrierVoidLabel,
+        ActionKind::PortalStatus,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::ErpReturnOrder => "erp_return_order",
+            ActionKind::ErpInventoryAdjustment => "erp_inventory_adjustment",
+            ActionKind::ErpCreditMemo => "erp_credit_memo",
+            ActionKind::WmsExpectedReceipt => "wms_expected_receipt",
+            ActionKind::WmsCancelExpectedReceipt => "wms_cancel_expected_receipt",
+            ActionKind::CarrierLabel => "carrier_label",
+            ActionKind::CarrierVoidLabel => "carrier_void_label",
+            ActionKind::PortalStatus => "portal_status",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|k| k.as_str() == raw)
+    }
+
+    pub fn target(self) -> Target {
+        match self {
+            ActionKind::ErpReturnOrder
+            | ActionKind::ErpInventoryAdjustment
+            | ActionKind::ErpCreditMemo => Target::Erp,
+            ActionKind::WmsExpectedReceipt | ActionKind::WmsCancelExpectedReceipt => Target::Wms,
+            ActionKind::CarrierLabel | ActionKind::CarrierVoidLabel => Target::Carrier,
+            ActionKind::PortalStatus => Target::Portal,
+        }
+    }
+
+    /// Kinds that must have been delivered (for the same return) before this
+    /// one may go: their results carry the numbers this one refers to.
+    pub fn requires(self) -> &'static [ActionKind] {
+        match self {
+            ActionKind::ErpInventoryAdjustment | ActionKind::ErpCreditMemo => {
+                &[ActionKind::ErpReturnOrder]
+            }
+            ActionKind::WmsCancelExpectedReceipt => &[ActionKind::WmsExpectedReceipt],
+            ActionKind::CarrierVoidLabel => &[ActionKind::CarrierLabel],
+            ActionKind::ErpReturnOrder
+            | ActionKind::WmsExpectedReceipt
+            | ActionKind::CarrierLabel
+            | ActionKind::PortalStatus => &[],
+        }
+    }
+
+    /// Who should look at a business rejection of this kind first.
+    pub fn suggested_owner(self) -> &'static str {
+        match self {
+            ActionKind::ErpReturnOrder
+            | ActionKind::ErpInventoryAdjustment
+            | ActionKind::ErpCreditMemo => "finance",
+            ActionKind::WmsExpectedReceipt | ActionKind::WmsCancelExpectedReceipt => "warehouse",
+            ActionKind::CarrierLabel | ActionKind::CarrierVoidLabel => "logistics",
+            ActionKind::PortalStatus => "support",
+        }
+    }
+}
+
+/// One line of an outbound document, in the hub's vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionLine {
+    pub line_no: LineNo,
+    pub sku: Sku,
+    pub quantity: Quantity,
+    /// Net unit price (return orders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Money>,
+    /// Amount credited for these units (credit memos).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+    /// What happens to the units (inventory adjustments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<Disposition>,
+}
+
+/// The payload of an action: everything a connector needs to build its
+/// target's request, plus what it got from the prerequisites at delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub kind: ActionKind,
+    pub return_id: ReturnId,
+    pub rma_number: String,
+    pub customer: CustomerAccount,
+    pub order_ref: OrderRef,
+    pub site: SiteCode,
+    /// Lines of the document; empty for status updates, labels and voids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<ActionLine>,
+    /// Status updates only: where the return is now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusUpdate>,
+    /// Voids only: the label to void.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_number: Option<ExternalRef>,
+}
+
+/// The public state of a return, for customer-facing systems.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusUpdate {
+    pub status: Status,
+    pub stage: String,
+    pub owner: String,
+    /// Stream version after the change, so a receiver can drop stale updates.
+    pub version: i64,
+    pub at: DateTime<Utc>,
+}
+
+impl Action {
+    pub fn target(&self) -> Target {
+        self.kind.target()
+    }
+
+    /// The delivery's idempotency key, stable across retries and restarts:
+    /// the target system sees the same key however often it is sent.
+    pub fn delivery_key(&self, version: i64) -> String {
+        format!("{}:{}:{version}", self.rma_number, self.kind.as_str())
+    }
+}
+
+/// What a target system answered, in the hub's vocabulary. Connectors map
+/// their wire answers to this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ActionResult {
+    /// A document was created; `number` is the target's id of it.
+    Document {
+        number: ExternalRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<Money>,
+    },
+    /// A label was created.
+    Label(Label),
+    /// Accepted; nothing to remember.
+    Accepted,
+}
+
+/// The actions the events of one command call for. `before` is the status
+/// before the command, `after` the state after its events, `version` the
+/// stream version after them, `now` the time the command was decided at.
+pub fn actions(
+    before: Status,
+    after: &ReturnState,
+    events: &[Event],
+    version: i64,
+    now: DateTime<Utc>,
+) -> Vec<Action> {
+    let Some(header) = after.header.as_ref() else {
+        return Vec::new();
+    };
+    let base = |kind: ActionKind| Action {
+        kind,
+        return_id: header.return_id,
+        rma_number: header.rma_number.clone(),
+        customer: header.request.customer.clone(),
+        order_ref: header.request.order_ref.clone(),
+        site: header.request.site.clone(),
+        lines: Vec::new(),
+        status: None,
+        tracking_number: None,
+    };
+    let mut out = Vec::new();
+    for event in events {
+        match event {
+            Event::ReturnApproved { .. } => {
+                let authorized: Vec<ActionLine> = after
+                    .lines
+                    .values()
+                    .filter(|l| !l.authorized.is_zero())
+                    .map(|l| ActionLine {
+                        line_no: l.line.line_no,
+                        sku: l.line.sku.clone(),
+                        quantity: l.authorized,
+                        unit_price: Some(l.line.unit_price),
+                        amount: None,
+                        disposition: None,
+                    })
+                    .collect();
+                out.push(Action {
+                    lines: authorized.clone(),
+                    ..base(ActionKind::ErpReturnOrder)
+                });
+                out.push(Action {
+                    lines: authorized
+                        .into_iter()
+                        .map(|l| ActionLine {
+                            unit_price: None,
+                            ..l
+                        })
+                        .collect(),
+                    ..base(ActionKind::WmsExpectedReceipt)
+                });
+                if after.label.is_none() {
+                    out.push(base(ActionKind::CarrierLabel));
+                }
+            }
+            Event::UnitsDispositioned { dispositions, .. } => {
+                let lines: Vec<ActionLine> = dispositions
+                    .iter()
+                    .filter_map(|d| {
+                        let line = after.lines.get(&d.line_no)?;
+                        Some(ActionLine {
+                            line_no: d.line_no,
+                            sku: line.line.sku.clone(),
+                            quantity: d.quantity,
+                            unit_price: None,
+                            amount: None,
+                            disposition: Some(d.disposition),
+                        })
+                    })
+                    .collect();
+                if !lines.is_empty() {
+                    out.push(Action {
+                        lines,
+                        ..base(ActionKind::ErpInventoryAdjustment)
+                    });
+                }
+                if let Some(memo) = credit_memo(after) {
+                    out.push(Action {
+                        lines: memo,
+                        ..base(ActionKind::ErpCreditMemo)
+                    });
+                }
+            }
+            Event::ReturnCancelled { label_voided, .. } => {
+                if *label_voided && let Some(label) = &after.label {
+                    out.push(Action {
+                        tracking_number: Some(label.tracking_number.clone()),
+                        ..base(ActionKind::CarrierVoidLabel)
+                    });
+                }
+                if after.approved {
+                    out.push(base(ActionKind::WmsCancelExpectedReceipt));
+                }
+            }
+            Event::ReturnRequested { .. }
+            | Event::ReturnHeldForReview { .. }
+            | Event::ReturnRejected { .. }
+            | Event::LabelIssued { .. }
+            | Event::CarrierMilestoneRecorded { .. }
+            | Event::UnitsReceived { .. }
+            | Event::UnitsInspected { .. }
+            | Event::DocumentLinked { .. }
+            | Event::UnitsSettled { .. }
+            | Event::ReturnClosed { .. }
+            | Event::ReturnExpired { .. } => {}
+        }
+    }
+    let status = after.status();
+    if status != before {
+        let stage = after.stage();
+        out.push(Action {
+            status: Some(StatusUpdate {
+                status,
+                stage: stage.as_str().to_owned(),
+                owner: stage.owner().to_owned(),
+                version,
+                at: now,
+            }),
+            ..base(ActionKind::PortalStatus)
+        });
+    }
+    out
+}
+
+/// The credit memo due once the disposition of every received unit is
+/// final: every dispositioned, unsettled unit, credited at what was paid
+/// for it (price plus tax) when the customer asked for money back, at zero
+/// otherwise (replacement, exchange, repair: the goods are the settlement).
+/// Amounts are rounded towards zero to the currency's minor unit, so the hub
+/// never credits more than was paid. `None` while units still wait for
+/// inspection or disposition, or when nothing waits for settlement.
+fn credit_memo(state: &ReturnState) -> Option<Vec<ActionLine>> {
+    let header = state.header.as_ref()?;
+    let currency = header.request.currency;
+    let pending = state
+        .lines
+        .values()
+        .any(|l| !l.awaiting_inspection().is_zero() || !l.awaiting_disposition().is_zero());
+    if pending {
+        return None;
+    }
+    let lines: Vec<ActionLine> = state
+        .lines
+        .values()
+        .filter(|l| !l.awaiting_settlement().is_zero())
+        .map(|l| {
+            let quantity = l.awaiting_settlement();
+            let credit = match l.line.requested_outcome {
+                RequestedOutcome::Refund | RequestedOutcome::StoreCredit => l
+                    .creditable(quantity)
+                    .round_dp_with_strategy(currency.minor_units(), RoundingStrategy::ToZero),
+                RequestedOutcome::Replacement
+                | RequestedOutcome::Exchange
+                | RequestedOutcome::Repair => Decimal::ZERO,
+            };
+            ActionLine {
+                line_no: l.line.line_no,
+                sku: l.line.sku.clone(),
+                quantity,
+                unit_price: None,
+                amount: Some(Money::new(credit, currency).unwrap_or_else(|_| Money::zero(currency))),
+                disposition: None,
+            }
+        })
+        .collect();
+    (!lines.is_empty()).then_some(lines)
+}
+
+/// The command that records a delivered action's result on the return, if
+/// the result is something the return must know.
+pub fn feedback(action: &Action, result: &ActionResult, system: &ExternalRef) -> Option<Command> {
+    let document = |kind: FinancialDocumentKind, number: &ExternalRef, amount: &Option<Money>| {
+        FinancialDocument {
+            kind,
+            system: system.clone(),
+            number: number.clone(),
+            amount: *amount,
+        }
+    };
+    match (action.kind, result) {
+        (ActionKind::ErpReturnOrder, ActionResult::Document { number, amount }) => Some(
+            Command::LinkDocument(document(FinancialDocumentKind::ErpReturnOrder, number, amount)),
+        ),
+        (ActionKind::ErpInventoryAdjustment, ActionResult::Document { number, amount }) => {
+            Some(Command::LinkDocument(document(
+                FinancialDocumentKind::InventoryAdjustment,
+                number,
+                amount,
+            )))
+        }
+        (ActionKind::ErpCreditMemo, ActionResult::Document { number, amount }) => {
+            Some(Command::RecordSettlement(Settlement {
+                settlement_ref: number.clone(),
+                lines: action
+                    .lines
+                    .iter()
+                    .filter_map(|l| {
+                        Some(SettlementLine {
+                            line_no: l.line_no,
+                            quantity: l.quantity,
+                            amount: l.amount?,
+                        })
+                    })
+                    .collect(),
+                documents: vec![document(FinancialDocumentKind::CreditMemo, number, amount)],
+            }))
+        }
+        (ActionKind::CarrierLabel, ActionResult::Label(label)) => {
+            Some(Command::IssueLabel(label.clone()))
+        }
+        (
+            ActionKind::ErpReturnOrder
+            | ActionKind::ErpInventoryAdjustment
+            | ActionKind::ErpCreditMemo
+            | ActionKind::CarrierLabel
+            | ActionKind::WmsExpectedReceipt
+            | ActionKind::WmsCancelExpectedReceipt
+            | ActionKind::CarrierVoidLabel
+            | ActionKind::PortalStatus,
+            _,
+        ) => None,
+    }
+}
