@@ -231,10 +231,10 @@ pub enum ActionResult {
 }
 
 /// The actions the events of one command call for. `before` is the status
-/// before the command, `after` the state after its events, `version` the
+/// before the command (`None` for a new return), `after` the state after its events, `version` the
 /// stream version after them, `now` the time the command was decided at.
 pub fn actions(
-    before: Status,
+    before: Option<Status>,
     after: &ReturnState,
     events: &[Event],
     version: i64,
@@ -342,7 +342,7 @@ pub fn actions(
         }
     }
     let status = after.status();
-    if status != before {
+    if Some(status) != before {
         let stage = after.stage();
         out.push(Action {
             status: Some(StatusUpdate {
@@ -394,7 +394,9 @@ fn credit_memo(state: &ReturnState) -> Option<Vec<ActionLine>> {
                 sku: l.line.sku.clone(),
                 quantity,
                 unit_price: None,
-                amount: Some(Money::new(credit, currency).unwrap_or_else(|_| Money::zero(currency))),
+                amount: Some(
+                    Money::new(credit, currency).unwrap_or_else(|_| Money::zero(currency)),
+                ),
                 disposition: None,
             }
         })
@@ -414,9 +416,13 @@ pub fn feedback(action: &Action, result: &ActionResult, system: &ExternalRef) ->
         }
     };
     match (action.kind, result) {
-        (ActionKind::ErpReturnOrder, ActionResult::Document { number, amount }) => Some(
-            Command::LinkDocument(document(FinancialDocumentKind::ErpReturnOrder, number, amount)),
-        ),
+        (ActionKind::ErpReturnOrder, ActionResult::Document { number, amount }) => {
+            Some(Command::LinkDocument(document(
+                FinancialDocumentKind::ErpReturnOrder,
+                number,
+                amount,
+            )))
+        }
         (ActionKind::ErpInventoryAdjustment, ActionResult::Document { number, amount }) => {
             Some(Command::LinkDocument(document(
                 FinancialDocumentKind::InventoryAdjustment,

@@ -34,9 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backhaul_domain::action::{self, Action, ActionKind, ActionResult, Target};
-use backhaul_store::{
-    ClaimRequest, Claimed, DeliveryStore, EventStore, Finish, JsonText,
-};
+use backhaul_store::{ClaimRequest, Claimed, DeliveryStore, EventStore, Finish, JsonText};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -92,7 +90,10 @@ impl DeliveryPolicy {
     /// Refuses settings that would stall or flood a target.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.rate_per_sec.is_finite() && self.rate_per_sec > 0.0) {
-            return Err(format!("rate_per_sec must be above 0, got {}", self.rate_per_sec));
+            return Err(format!(
+                "rate_per_sec must be above 0, got {}",
+                self.rate_per_sec
+            ));
         }
         if self.burst == 0 {
             return Err("burst must be at least 1".to_owned());
@@ -166,8 +167,12 @@ struct Bucket {
 /// The circuit breaker of one connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Breaker {
-    Closed { failures: u32 },
-    Open { until: DateTime<Utc> },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: DateTime<Utc>,
+    },
     /// One trial delivery is in flight; its outcome closes or reopens.
     HalfOpen,
 }
@@ -266,7 +271,9 @@ impl Connector {
             Ok(_) | Err(SinkError::Business { .. }) => *b = Breaker::Closed { failures: 0 },
             Err(SinkError::Technical { .. }) => {
                 *b = match *b {
-                    Breaker::Closed { failures } if failures + 1 < self.policy.breaker_threshold => {
+                    Breaker::Closed { failures }
+                        if failures + 1 < self.policy.breaker_threshold =>
+                    {
                         Breaker::Closed {
                             failures: failures + 1,
                         }
@@ -479,9 +486,10 @@ impl Dispatcher {
             .claim_deliveries(&ClaimRequest {
                 now,
                 owner: self.inner.config.instance.clone(),
-                lease_until: now + chrono::Duration::seconds(
-                    i64::try_from(self.inner.config.lease_secs).unwrap_or(60),
-                ),
+                lease_until: now
+                    + chrono::Duration::seconds(
+                        i64::try_from(self.inner.config.lease_secs).unwrap_or(60),
+                    ),
                 quota,
                 scan_limit: self.inner.config.scan_limit,
             })
@@ -539,7 +547,10 @@ impl Dispatcher {
         let action: Action = match d.payload.parse() {
             Ok(a) => a,
             Err(e) => {
-                let error = json_error("invalid_payload", &format!("the stored action does not parse: {e}"));
+                let error = json_error(
+                    "invalid_payload",
+                    &format!("the stored action does not parse: {e}"),
+                );
                 return self.finish(claimed, Finish::Exception { error }).await;
             }
         };
@@ -629,7 +640,12 @@ impl Dispatcher {
             correlation_id: Some(d.correlation_id),
             causation_id: None,
         };
-        match self.inner.engine.execute(action.return_id, command, meta).await {
+        match self
+            .inner
+            .engine
+            .execute(action.return_id, command, meta)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(Error::Rejected(rejection)) => {
                 tracing::warn!(%rejection, "the return refused the delivery's result");
@@ -653,8 +669,7 @@ impl Dispatcher {
                 // posting, the return does not know yet. Deliver again later
                 // (the target answers the same) and feed back then.
                 Err(Finish::Retry {
-                    next_attempt_at: self.inner.engine.now()
-                        + millis(c.policy.backoff_initial_ms),
+                    next_attempt_at: self.inner.engine.now() + millis(c.policy.backoff_initial_ms),
                     error: json_error("feedback_failed", &other.to_string()),
                 })
             }
@@ -683,7 +698,12 @@ impl Dispatcher {
             .inner
             .engine
             .store()
-            .finish_delivery(claimed.delivery.id, &self.inner.config.instance, finish, now)
+            .finish_delivery(
+                claimed.delivery.id,
+                &self.inner.config.instance,
+                finish,
+                now,
+            )
             .await
         {
             Ok(true) => ended,

@@ -302,7 +302,7 @@ impl Engine {
                 version: base_version,
                 correlation_id: base_correlation,
             } = loaded;
-            let status_before = state.status();
+            let status_before = (base_version > 0).then(|| state.status());
             for e in &events {
                 evolve(&mut state, e);
             }

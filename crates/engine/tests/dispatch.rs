@@ -1,0 +1,820 @@
+//! The outbox and the dispatcher through their public interfaces, on both
+//! storage backends: ordering within a return, parallelism across returns,
+//! retries, dead letters, the exception queue and operator fixes,
+//! throttling (counted, not timed), duplicate and late inbound messages, and
+//! redelivery after a lost lease. Time is a manual clock; the dispatcher is
+//! driven with `run_once`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backhaul_domain::Command;
+use backhaul_domain::action::{ActionKind, ActionResult, Target};
+use backhaul_domain::model::{Label, ReturnRequest};
+use backhaul_domain::values::{ExternalRef, Money, ReturnId};
+use backhaul_engine::{
+    BoxFuture, CommandMeta, DeliveryPolicy, DeliveryRequest, Dispatcher, DispatcherConfig, Engine,
+    EngineConfig, Idempotency, Inbox, ManualClock, Received, Sink, SinkError,
+};
+use backhaul_store::{
+    AnyStore, ClaimRequest, DeliveryFilter, DeliveryState, DeliveryStore, Operation, PgStore,
+    SqliteStore, SqliteSync,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+// ---------------------------------------------------------------------------
+// A scriptable target system
+
+/// What every fake target saw and will answer, shared by the fake sinks.
+#[derive(Default)]
+struct Script {
+    /// Every call in arrival order: (kind, key, return, attempt).
+    calls: Vec<(ActionKind, String, ReturnId, i32)>,
+    /// What was created, by key: a repeated key gets the same answer.
+    created: HashMap<String, ActionResult>,
+    /// Failures to give before succeeding, per kind.
+    failures: HashMap<ActionKind, VecDeque<SinkError>>,
+    /// A rejection given every time, per kind, until removed.
+    refusals: HashMap<ActionKind, SinkError>,
+    /// Status versions the portal got per return.
+    statuses: BTreeMap<ReturnId, Vec<i64>>,
+    /// The return order each credit memo referred to.
+    memo_refs: Vec<Option<String>>,
+}
+
+#[derive(Clone)]
+struct FakeSink {
+    target: Target,
+    system: ExternalRef,
+    script: Arc<Mutex<Script>>,
+    /// When set, every call waits here: a call only ends once as many calls
+    /// as the barrier counts are in flight at once.
+    barrier: Option<Arc<tokio::sync::Barrier>>,
+}
+
+impl Sink for FakeSink {
+    fn target(&self) -> Target {
+        self.target
+    }
+
+    fn system(&self) -> &ExternalRef {
+        &self.system
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        request: DeliveryRequest<'a>,
+    ) -> BoxFuture<'a, Result<ActionResult, SinkError>> {
+        Box::pin(async move {
+            if let Some(barrier) = &self.barrier {
+                barrier.wait().await;
+            }
+            let action = request.action;
+            let mut s = self.script.lock().unwrap();
+            s.calls.push((
+                action.kind,
+                request.key.to_owned(),
+                action.return_id,
+                request.attempt,
+            ));
+            if let Some(error) = s
+                .failures
+                .get_mut(&action.kind)
+                .and_then(VecDeque::pop_front)
+            {
+                return Err(error);
+            }
+            if let Some(error) = s.refusals.get(&action.kind) {
+                return Err(error.clone());
+            }
+            if let Some(found) = s.created.get(request.key) {
+                return Ok(found.clone());
+            }
+            let n = s.created.len() + 1;
+            let number = |prefix: &str| ExternalRef::parse(&format!("{prefix}-{n}")).unwrap();
+            let result = match action.kind {
+                ActionKind::ErpReturnOrder => ActionResult::Document {
+                    number: number("RO"),
+                    amount: None,
+                },
+                ActionKind::ErpInventoryAdjustment => ActionResult::Document {
+                    number: number("IA"),
+                    amount: None,
+                },
+                ActionKind::ErpCreditMemo => {
+                    let reference = request
+                        .prerequisite_number(ActionKind::ErpReturnOrder)
+                        .map(ToString::to_string);
+                    s.memo_refs.push(reference);
+                    let total: Decimal = action
+                        .lines
+                        .iter()
+                        .filter_map(|l| l.amount.map(|m| m.amount()))
+                        .sum();
+                    let currency = action.lines[0].amount.unwrap().currency();
+                    ActionResult::Document {
+                        number: number("CM"),
+                        amount: Some(Money::new(total, currency).unwrap()),
+                    }
+                }
+                ActionKind::CarrierLabel => ActionResult::Label(Label {
+                    carrier: ExternalRef::parse("SIMX").unwrap(),
+                    tracking_number: number("T"),
+                    label_ref: number("L"),
+                    expires_at: None,
+                }),
+                ActionKind::PortalStatus => {
+                    let version = action.status.as_ref().unwrap().version;
+                    s.statuses
+                        .entry(action.return_id)
+                        .or_default()
+                        .push(version);
+                    ActionResult::Accepted
+                }
+                ActionKind::WmsExpectedReceipt
+                | ActionKind::WmsCancelExpectedReceipt
+                | ActionKind::CarrierVoidLabel => ActionResult::Accepted,
+            };
+            s.created.insert(request.key.to_owned(), result.clone());
+            Ok(result)
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Harness
+
+struct Hub {
+    engine: Engine,
+    store: AnyStore,
+    clock: ManualClock,
+    script: Arc<Mutex<Script>>,
+    dispatcher: Dispatcher,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn start_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
+}
+
+struct Setup {
+    targets: Vec<Target>,
+    policy: DeliveryPolicy,
+    barrier: Option<usize>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            targets: Target::ALL.to_vec(),
+            policy: DeliveryPolicy {
+                rate_per_sec: 1000.0,
+                burst: 1000,
+                concurrency: 64,
+                ..DeliveryPolicy::default()
+            },
+            barrier: None,
+        }
+    }
+}
+
+async fn sqlite(setup: Setup) -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AnyStore::Sqlite(
+        SqliteStore::open(&dir.path().join("t.db"), SqliteSync::Normal)
+            .await
+            .unwrap(),
+    );
+    hub(store, Some(dir), setup)
+}
+
+async fn postgres(setup: Setup) -> Hub {
+    let admin = std::env::var("BACKHAUL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = PgStore::fresh_database(&admin, "backhaul_dispatch_test")
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for these tests: {e}"));
+    hub(
+        AnyStore::Postgres(PgStore::connect(&url, 4).await.unwrap()),
+        None,
+        setup,
+    )
+}
+
+fn hub(store: AnyStore, dir: Option<tempfile::TempDir>, setup: Setup) -> Hub {
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let clock = ManualClock::new(start_at());
+    let engine = Engine::start(
+        store.clone(),
+        EngineConfig {
+            outbound: setup.targets.iter().copied().collect::<BTreeSet<_>>(),
+            ..EngineConfig::default()
+        },
+        Arc::new(clock.clone()),
+        &tracker,
+        shutdown.child_token(),
+    );
+    let script = Arc::new(Mutex::new(Script::default()));
+    let barrier = setup
+        .barrier
+        .map(|n| Arc::new(tokio::sync::Barrier::new(n)));
+    let sinks: Vec<(Arc<dyn Sink>, DeliveryPolicy)> = setup
+        .targets
+        .iter()
+        .map(|t| {
+            let sink: Arc<dyn Sink> = Arc::new(FakeSink {
+                target: *t,
+                system: ExternalRef::parse(t.as_str()).unwrap(),
+                script: Arc::clone(&script),
+                barrier: barrier.clone(),
+            });
+            (sink, setup.policy.clone())
+        })
+        .collect();
+    let dispatcher = Dispatcher::new(engine.clone(), DispatcherConfig::default(), sinks).unwrap();
+    Hub {
+        engine,
+        store,
+        clock,
+        script,
+        dispatcher,
+        shutdown,
+        tracker,
+        _dir: dir,
+    }
+}
+
+impl Hub {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Runs the dispatcher until nothing more can go at this instant.
+    async fn settle(&self) {
+        for _ in 0..50 {
+            if self.dispatcher.run_once().await.unwrap().claimed == 0 {
+                return;
+            }
+        }
+        panic!("the dispatcher did not settle");
+    }
+
+    async fn approved_return(&self, qty: &str) -> ReturnId {
+        let created = self
+            .engine
+            .create(request(qty), meta("create"))
+            .await
+            .unwrap();
+        let id = created.return_id;
+        self.run(id, json!({"command": "approve"}), "approve").await;
+        id
+    }
+
+    async fn run(&self, id: ReturnId, command: serde_json::Value, key: &str) {
+        let command: Command = serde_json::from_value(command).unwrap();
+        self.engine
+            .execute(id, command, meta(&format!("{id}-{key}")))
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
+
+    async fn status(&self, id: ReturnId) -> String {
+        let body = self.engine.get(id).await.unwrap().unwrap().to_value();
+        body["status"].as_str().unwrap().to_owned()
+    }
+
+    async fn deliveries(&self, state: DeliveryState) -> Vec<backhaul_store::Delivery> {
+        self.store
+            .list_deliveries(&DeliveryFilter {
+                state: Some(state),
+                ..DeliveryFilter::default()
+            })
+            .await
+            .unwrap()
+    }
+
+    fn calls(&self, kind: ActionKind) -> Vec<(String, ReturnId, i32)> {
+        self.script
+            .lock()
+            .unwrap()
+            .calls
+            .iter()
+            .filter(|c| c.0 == kind)
+            .map(|c| (c.1.clone(), c.2, c.3))
+            .collect()
+    }
+}
+
+fn request(qty: &str) -> ReturnRequest {
+    let money = |a: &str| json!({"amount": a, "currency": "USD"});
+    serde_json::from_value(json!({
+        "channel": "portal", "customer": "C1", "order_ref": "SO-1", "currency": "USD", "site": "DC1",
+        "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": qty, "uom": "EA", "reason_code": "DAMAGED",
+                   "requested_outcome": "refund", "unit_price": money("10.00"), "unit_tax": money("1.00")}]
+    }))
+    .unwrap()
+}
+
+fn meta(key: &str) -> CommandMeta {
+    CommandMeta {
+        partner: "test".into(),
+        idempotency: Some(Idempotency {
+            key: key.into(),
+            request_hash: key.into(),
+        }),
+        correlation_id: None,
+        causation_id: None,
+    }
+}
+
+fn unavailable(retry_after: Option<u64>) -> SinkError {
+    SinkError::Technical {
+        code: "unavailable".into(),
+        message: "503 from target".into(),
+        status: Some(503),
+        retry_after: retry_after.map(Duration::from_secs),
+    }
+}
+
+/// Receives, inspects and restocks every unit of the return.
+async fn process_units(h: &Hub, id: ReturnId, qty: &str) {
+    h.run(
+        id,
+        json!({"command": "record_receipt", "receipt_ref": format!("RCPT-{}", &id.to_string()[..8]),
+               "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": qty}]}),
+        "receipt",
+    )
+    .await;
+    h.run(
+        id,
+        json!({"command": "record_inspection", "inspections": [{"line_no": 1, "quantity": qty, "condition": "A"}]}),
+        "inspect",
+    )
+    .await;
+    h.run(
+        id,
+        json!({"command": "record_disposition", "dispositions": [{"line_no": 1, "quantity": qty, "disposition": "restock"}]}),
+        "dispose",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+
+/// Approval calls for the return order, the expected receipt and a label;
+/// their results come back (label issued, return order linked); after the
+/// disposition the inventory adjustment and the credit memo follow, the
+/// memo referring to the return order, and the settlement is recorded.
+/// Status updates reach the portal in version order.
+async fn actions_flow_in_order_and_results_come_back(h: Hub) {
+    let id = h.approved_return("2").await;
+    h.settle().await;
+    assert_eq!(h.calls(ActionKind::ErpReturnOrder).len(), 1);
+    assert_eq!(h.calls(ActionKind::WmsExpectedReceipt).len(), 1);
+    assert_eq!(h.calls(ActionKind::CarrierLabel).len(), 1);
+    assert_eq!(
+        h.status(id).await,
+        "label_issued",
+        "the label came back as a command"
+    );
+    let summary = h.engine.get(id).await.unwrap().unwrap().to_value();
+    let docs = summary["documents"].as_array().unwrap();
+    assert_eq!(docs[0]["kind"], "erp_return_order");
+    assert_eq!(docs[0]["system"], "erp");
+
+    process_units(&h, id, "2").await;
+    h.settle().await;
+    assert_eq!(h.calls(ActionKind::ErpInventoryAdjustment).len(), 1);
+    assert_eq!(h.calls(ActionKind::ErpCreditMemo).len(), 1);
+    let return_order = docs[0]["number"].as_str().unwrap().to_owned();
+    assert_eq!(h.script.lock().unwrap().memo_refs, vec![Some(return_order)]);
+    assert_eq!(h.status(id).await, "settled");
+    let summary = h.engine.get(id).await.unwrap().unwrap().to_value();
+    assert_eq!(
+        summary["lines"][0]["credited"], "22.00",
+        "price plus tax for 2 units"
+    );
+
+    let statuses = h.script.lock().unwrap().statuses[&id].clone();
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(statuses, sorted, "status updates in version order");
+    assert!(statuses.len() >= 6, "{statuses:?}");
+    assert!(h.deliveries(DeliveryState::Pending).await.is_empty());
+    h.stop().await;
+}
+
+/// While a target fails for one return, that return's later deliveries to
+/// it wait; another return's deliveries go on.
+async fn failure_blocks_its_lane_not_other_returns(h: Hub) {
+    h.script.lock().unwrap().failures.insert(
+        ActionKind::ErpReturnOrder,
+        VecDeque::from([unavailable(None)]),
+    );
+    let a = h.approved_return("1").await;
+    h.settle().await;
+    let b = h.approved_return("1").await;
+    h.settle().await;
+    // a's return order failed once and waits for its retry; b's went.
+    let ro = h.calls(ActionKind::ErpReturnOrder);
+    assert_eq!(ro.iter().filter(|c| c.1 == a).count(), 1);
+    assert_eq!(ro.iter().filter(|c| c.1 == b).count(), 1);
+    assert_eq!(h.status(b).await, "label_issued");
+    let pending = h.deliveries(DeliveryState::Pending).await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].kind, "erp_return_order");
+    h.clock.advance(chrono::Duration::minutes(2));
+    h.settle().await;
+    let ro = h.calls(ActionKind::ErpReturnOrder);
+    assert_eq!(
+        ro.iter()
+            .filter(|c| c.1 == a)
+            .map(|c| c.2)
+            .collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(h.deliveries(DeliveryState::Pending).await.is_empty());
+    h.stop().await;
+}
+
+/// Deliveries of different returns are in flight together: the fake target
+/// only answers once four calls are waiting at once.
+async fn returns_are_delivered_in_parallel(h: Hub) {
+    for _ in 0..4 {
+        h.engine
+            .create(request("1"), meta(&uuid::Uuid::now_v7().to_string()))
+            .await
+            .unwrap();
+    }
+    let report = tokio::time::timeout(Duration::from_secs(60), h.dispatcher.run_once())
+        .await
+        .expect("four deliveries were in flight at once")
+        .unwrap();
+    assert_eq!(report.delivered, 4);
+    assert!(h.dispatcher.stats()[&Target::Portal].max_in_flight >= 4);
+    h.stop().await;
+}
+
+/// Technical failures are retried with backoff, at least as late as the
+/// target's Retry-After, and then succeed.
+async fn technical_failure_retries_then_succeeds(h: Hub) {
+    h.script.lock().unwrap().failures.insert(
+        ActionKind::CarrierLabel,
+        VecDeque::from([unavailable(Some(120)), unavailable(None)]),
+    );
+    let id = h.approved_return("1").await;
+    h.settle().await;
+    let label = h
+        .store
+        .list_deliveries(&DeliveryFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.kind == "carrier_label")
+        .unwrap();
+    assert_eq!(label.state, DeliveryState::Pending);
+    assert!(
+        label.next_attempt_at >= start_at() + chrono::Duration::seconds(120),
+        "Retry-After honoured: {}",
+        label.next_attempt_at
+    );
+    assert_eq!(label.last_error.unwrap().to_value()["code"], "unavailable");
+    h.clock.advance(chrono::Duration::seconds(119));
+    h.settle().await;
+    assert_eq!(
+        h.calls(ActionKind::CarrierLabel).len(),
+        1,
+        "not before Retry-After"
+    );
+    h.clock.advance(chrono::Duration::minutes(10));
+    h.settle().await;
+    h.clock.advance(chrono::Duration::minutes(10));
+    h.settle().await;
+    let attempts: Vec<i32> = h
+        .calls(ActionKind::CarrierLabel)
+        .iter()
+        .map(|c| c.2)
+        .collect();
+    assert_eq!(attempts, vec![1, 2, 3]);
+    assert_eq!(h.status(id).await, "label_issued");
+    assert_eq!(h.dispatcher.stats()[&Target::Carrier].retried, 2);
+    h.stop().await;
+}
+
+/// A target that keeps failing: after max_attempts the delivery is a dead
+/// letter, visible as such; an operator retry starts it over.
+async fn exhausted_retries_become_a_dead_letter(h: Hub) {
+    let always: VecDeque<SinkError> = (0..3).map(|_| unavailable(None)).collect();
+    h.script
+        .lock()
+        .unwrap()
+        .failures
+        .insert(ActionKind::WmsExpectedReceipt, always);
+    h.approved_return("1").await;
+    for _ in 0..4 {
+        h.settle().await;
+        h.clock.advance(chrono::Duration::minutes(5));
+    }
+    let dead = h.deliveries(DeliveryState::Dead).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].kind, "wms_expected_receipt");
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(
+        dead[0].last_error.as_ref().unwrap().to_value()["class"],
+        "technical"
+    );
+    assert_eq!(h.calls(ActionKind::WmsExpectedReceipt).len(), 3);
+
+    let retried = h
+        .store
+        .operate_delivery(
+            dead[0].id,
+            Operation::Retry { payload: None },
+            "ops",
+            "WMS is back",
+            h.engine.now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retried.state, DeliveryState::Pending);
+    h.settle().await;
+    assert_eq!(h.calls(ActionKind::WmsExpectedReceipt).len(), 4);
+    assert!(h.deliveries(DeliveryState::Dead).await.is_empty());
+    h.stop().await;
+}
+
+/// A business rejection goes to the exception queue at once (no retries),
+/// with the system, error and suggested owner; the credit memo that depends
+/// on it waits; the operator fixes the data and retries; all goes through
+/// and the action is audited.
+async fn business_rejection_waits_for_an_operator(h: Hub) {
+    h.script.lock().unwrap().refusals.insert(
+        ActionKind::ErpReturnOrder,
+        SinkError::Business {
+            code: "period_closed".into(),
+            message: "posting period 2026-11 is closed".into(),
+            status: Some(422),
+        },
+    );
+    let id = h.approved_return("1").await;
+    h.settle().await;
+    process_units(&h, id, "1").await;
+    h.settle().await;
+    let exceptions = h.deliveries(DeliveryState::Exception).await;
+    assert_eq!(exceptions.len(), 1);
+    let error = exceptions[0].last_error.as_ref().unwrap().to_value();
+    assert_eq!(error["code"], "period_closed");
+    assert_eq!(error["class"], "business");
+    assert_eq!(error["suggested_owner"], "finance");
+    assert_eq!(h.calls(ActionKind::ErpReturnOrder).len(), 1, "no retries");
+    assert!(
+        h.calls(ActionKind::ErpCreditMemo).is_empty(),
+        "the memo waits for its return order"
+    );
+    assert_eq!(h.status(id).await, "dispositioned");
+
+    h.script.lock().unwrap().refusals.clear();
+    let mut corrected = exceptions[0].payload.to_value();
+    corrected["order_ref"] = json!("SO-1-CORRECTED");
+    let fixed = h
+        .store
+        .operate_delivery(
+            exceptions[0].id,
+            Operation::Retry {
+                payload: Some(corrected.into()),
+            },
+            "alice",
+            "period reopened",
+            h.engine.now(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fixed.state, DeliveryState::Pending);
+    h.settle().await;
+    assert_eq!(h.status(id).await, "settled");
+    assert_eq!(h.calls(ActionKind::ErpCreditMemo).len(), 1);
+    let audit = h.store.delivery_audit(exceptions[0].id).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "alice");
+    assert_eq!(audit[0].action, "retry_with_correction");
+    h.stop().await;
+}
+
+/// Rate limit 2/s with a burst of 3 and a concurrency cap of 2: counted
+/// per run at fixed instants of the manual clock.
+async fn throttle_is_respected(h: Hub) {
+    for n in 0..10 {
+        h.engine
+            .create(request("1"), meta(&format!("t{n}")))
+            .await
+            .unwrap();
+    }
+    let mut delivered = Vec::new();
+    for step in 0..5 {
+        let mut in_step = 0;
+        loop {
+            let report = h.dispatcher.run_once().await.unwrap();
+            assert!(report.claimed <= 2, "concurrency cap: {report:?}");
+            if report.claimed == 0 {
+                break;
+            }
+            in_step += report.delivered;
+        }
+        delivered.push(in_step);
+        let _ = step;
+        h.clock.advance(chrono::Duration::seconds(1));
+    }
+    // The burst of 3 first, then 2 per second.
+    assert_eq!(delivered, vec![3, 2, 2, 2, 1]);
+    assert!(h.dispatcher.stats()[&Target::Portal].max_in_flight <= 2);
+    h.stop().await;
+}
+
+/// A duplicate inbound message is acknowledged and not applied again; a
+/// late scan folds in without moving the return back.
+async fn inbox_drops_duplicates_and_folds_late_events(h: Hub) {
+    let id = h.approved_return("1").await;
+    let inbox = Inbox::new(h.engine.clone(), "carrier-webhook");
+    let scan = |m: &str, at: &str| -> Command {
+        serde_json::from_value(
+            json!({"command": "record_carrier_milestone", "milestone": m, "occurred_at": at}),
+        )
+        .unwrap()
+    };
+    let delivered = inbox
+        .receive(
+            id,
+            scan("delivered", "2026-11-04T10:00:00Z"),
+            "scan-2",
+            "h2",
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(delivered, Received::Applied(_)));
+    let status_after_delivery = h.status(id).await;
+    let before = h.engine.timeline(id).await.unwrap().unwrap().len();
+    let again = inbox
+        .receive(
+            id,
+            scan("delivered", "2026-11-04T10:00:00Z"),
+            "scan-2",
+            "h2",
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(again, Received::Duplicate(_)));
+    assert_eq!(h.engine.timeline(id).await.unwrap().unwrap().len(), before);
+    let late = inbox
+        .receive(
+            id,
+            scan("in_transit", "2026-11-03T08:00:00Z"),
+            "scan-1",
+            "h1",
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(late, Received::Applied(_)));
+    assert_eq!(
+        h.engine.timeline(id).await.unwrap().unwrap().len(),
+        before + 1,
+        "the late scan is recorded"
+    );
+    assert_eq!(
+        h.status(id).await,
+        status_after_delivery,
+        "and does not move the return back"
+    );
+    h.stop().await;
+}
+
+/// A hub that died mid-delivery leaves a leased delivery; restarted, it
+/// takes its leases back and delivers again with the same key, which the
+/// target answers from its record: one posting, one feedback.
+async fn lost_lease_is_delivered_again_with_the_same_key(h: Hub) {
+    let id = h.approved_return("1").await;
+    // The "crashed" attempt: leased under this hub's name, never finished.
+    let leased = h
+        .store
+        .claim_deliveries(&ClaimRequest {
+            now: h.engine.now(),
+            owner: DispatcherConfig::default().instance,
+            lease_until: h.engine.now() + chrono::Duration::minutes(10),
+            quota: [("erp".to_owned(), 1)].into_iter().collect(),
+            scan_limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    h.settle().await;
+    assert!(
+        h.calls(ActionKind::ErpReturnOrder).is_empty(),
+        "leased: nobody else delivers it"
+    );
+    assert_eq!(h.dispatcher.recover().await.unwrap(), 1);
+    h.settle().await;
+    // Deliver it a second time by hand, as a hub would after a lost answer.
+    let ro = h.calls(ActionKind::ErpReturnOrder);
+    assert_eq!(ro.len(), 1);
+    assert_eq!(ro[0].0, leased[0].delivery.delivery_key);
+    assert_eq!(ro[0].2, 2, "second attempt of the same delivery");
+    let summary = h.engine.get(id).await.unwrap().unwrap().to_value();
+    let linked = summary["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "erp_return_order")
+        .count();
+    assert_eq!(linked, 1);
+    h.stop().await;
+}
+
+macro_rules! on_both_backends {
+    ($($check:ident => $setup:expr),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(super::sqlite($setup).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::$check(super::postgres($setup).await).await;
+                }
+            )*
+        }
+    };
+}
+
+fn throttled() -> Setup {
+    Setup {
+        targets: vec![Target::Portal],
+        policy: DeliveryPolicy {
+            rate_per_sec: 2.0,
+            burst: 3,
+            concurrency: 2,
+            ..DeliveryPolicy::default()
+        },
+        barrier: None,
+    }
+}
+
+fn parallel() -> Setup {
+    Setup {
+        targets: vec![Target::Portal],
+        barrier: Some(4),
+        ..Setup::default()
+    }
+}
+
+fn retries(max_attempts: i32) -> Setup {
+    Setup {
+        policy: DeliveryPolicy {
+            max_attempts,
+            backoff_initial_ms: 1000,
+            backoff_max_ms: 60_000,
+            rate_per_sec: 1000.0,
+            burst: 1000,
+            concurrency: 64,
+            ..DeliveryPolicy::default()
+        },
+        ..Setup::default()
+    }
+}
+
+on_both_backends!(
+    actions_flow_in_order_and_results_come_back => super::Setup::default(),
+    failure_blocks_its_lane_not_other_returns => super::retries(8),
+    returns_are_delivered_in_parallel => super::parallel(),
+    technical_failure_retries_then_succeeds => super::retries(8),
+    exhausted_retries_become_a_dead_letter => super::retries(3),
+    business_rejection_waits_for_an_operator => super::Setup::default(),
+    throttle_is_respected => super::throttled(),
+    inbox_drops_duplicates_and_folds_late_events => super::Setup::default(),
+    lost_lease_is_delivered_again_with_the_same_key => super::Setup::default(),
+);

@@ -1,0 +1,434 @@
+//! The ERP: return orders (`RO-…`), inventory adjustments (`IA-…`) and
+//! credit memos (`CM-…`), each numbered from its own durable series, and
+//! the ledger folded from them.
+//!
+//! Business rules, checked in this order:
+//! - every post: the posting period is open, else `period_closed`;
+//! - return order: no SKU of [`crate::ErpConfig::unknown_skus`], else
+//!   `unknown_sku`;
+//! - inventory adjustment and credit memo: `return_order` names a stored
+//!   return order, else `unknown_return_order`;
+//! - credit memo: same currency as its return order, else
+//!   `currency_mismatch`; total within [`crate::ErpConfig::credit_limit`],
+//!   else `credit_limit_exceeded`.
+//!
+//! Only `restock` and `refurbish` adjustments add to on-hand inventory;
+//! other dispositions are recorded and change nothing, as in an ERP where
+//! scrapped or quarantined units never re-enter sellable stock.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use crate::body::{BodyError, Object, unique_line_numbers};
+use crate::command::{Applied, ApplyError, Command, Context};
+use crate::db::{self, Db, Posting, PostingKind};
+use crate::error::{Code, Problem, Rejection, RejectionCode, SimError};
+use crate::pipeline::{self, BodyRule};
+use crate::sim::Sim;
+
+pub(crate) fn routes() -> Router<Sim> {
+    Router::new()
+        .route("/erp/return-orders", post(post_return_order))
+        .route(
+            "/erp/inventory-adjustments",
+            post(post_inventory_adjustment),
+        )
+        .route("/erp/credit-memos", post(post_credit_memo))
+        .route("/erp/postings", get(postings))
+        .route("/erp/ledger", get(get_ledger))
+        .route("/admin/erp/period", get(get_period).put(put_period))
+}
+
+/// `POST /erp/return-orders`.
+#[derive(Debug, Clone)]
+pub(crate) struct ReturnOrder {
+    rma: String,
+    currency: String,
+    lines: Vec<OrderLine>,
+}
+
+#[derive(Debug, Clone)]
+struct OrderLine {
+    sku: String,
+}
+
+impl ReturnOrder {
+    pub(crate) fn parse(body: &Value) -> Result<Self, BodyError> {
+        let root = Object::root(
+            body,
+            &[
+                "rma",
+                "return_id",
+                "customer",
+                "order_ref",
+                "currency",
+                "lines",
+            ],
+        )?;
+        let rma = root.text("rma")?;
+        let _: Uuid = root.uuid("return_id")?;
+        root.text("customer")?;
+        root.text("order_ref")?;
+        let currency = root.currency("currency")?;
+        let mut numbers = Vec::new();
+        let mut lines = Vec::new();
+        for line in root.objects("lines", &["line_no", "sku", "quantity", "unit_price"])? {
+            numbers.push(line.integer("line_no", 1)?);
+            line.positive_decimal("quantity")?;
+            line.non_negative_decimal("unit_price")?;
+            lines.push(OrderLine {
+                sku: line.text("sku")?,
+            });
+        }
+        unique_line_numbers("lines", numbers)?;
+        Ok(ReturnOrder {
+            rma,
+            currency,
+            lines,
+        })
+    }
+
+    pub(crate) async fn apply(
+        self,
+        conn: &mut SqliteConnection,
+        context: &Context<'_>,
+    ) -> Result<Applied, ApplyError> {
+        check_period(context)?;
+        let unknown = &context.config.erp.unknown_skus;
+        if let Some(line) = self.lines.iter().find(|l| unknown.contains(&l.sku)) {
+            return Err(Rejection::new(
+                RejectionCode::UnknownSku,
+                format!("SKU {:?} is not in the item master", line.sku),
+            )
+            .into());
+        }
+        let number = number(conn, "RO").await?;
+        let response = json!({ "number": number });
+        Ok(Applied::created(
+            PostingKind::ReturnOrder,
+            number,
+            self.rma,
+            response,
+        ))
+    }
+}
+
+/// `POST /erp/inventory-adjustments`.
+#[derive(Debug, Clone)]
+pub(crate) struct InventoryAdjustment {
+    rma: String,
+    return_order: String,
+    lines: Vec<AdjustmentLine>,
+}
+
+#[derive(Debug, Clone)]
+struct AdjustmentLine {
+    sku: String,
+    quantity: Decimal,
+    disposition: String,
+}
+
+impl AdjustmentLine {
+    /// Whether the units go back into on-hand inventory.
+    fn adds_stock(&self) -> bool {
+        matches!(self.disposition.as_str(), "restock" | "refurbish")
+    }
+}
+
+impl InventoryAdjustment {
+    pub(crate) fn parse(body: &Value) -> Result<Self, BodyError> {
+        let root = Object::root(body, &["rma", "return_order", "site", "lines"])?;
+        let rma = root.text("rma")?;
+        let return_order = root.text("return_order")?;
+        root.text("site")?;
+        let mut numbers = Vec::new();
+        let mut lines = Vec::new();
+        for line in root.objects("lines", &["line_no", "sku", "quantity", "disposition"])? {
+            numbers.push(line.integer("line_no", 1)?);
+            lines.push(AdjustmentLine {
+                sku: line.text("sku")?,
+                quantity: line.positive_decimal("quantity")?,
+                disposition: line.text("disposition")?,
+            });
+        }
+        unique_line_numbers("lines", numbers)?;
+        Ok(InventoryAdjustment {
+            rma,
+            return_order,
+            lines,
+        })
+    }
+
+    pub(crate) async fn apply(
+        self,
+        conn: &mut SqliteConnection,
+        context: &Context<'_>,
+    ) -> Result<Applied, ApplyError> {
+        check_period(context)?;
+        stored_return_order(conn, &self.return_order).await?;
+        let number = number(conn, "IA").await?;
+        let response = json!({ "number": number });
+        Ok(Applied::created(
+            PostingKind::InventoryAdjustment,
+            number,
+            self.rma,
+            response,
+        ))
+    }
+}
+
+/// `POST /erp/credit-memos`.
+#[derive(Debug, Clone)]
+pub(crate) struct CreditMemo {
+    rma: String,
+    return_order: String,
+    currency: String,
+    /// Sum of the line amounts; its scale is the largest scale given.
+    total: Decimal,
+}
+
+impl CreditMemo {
+    pub(crate) fn parse(body: &Value) -> Result<Self, BodyError> {
+        let root = Object::root(body, &["rma", "return_order", "currency", "lines"])?;
+        let rma = root.text("rma")?;
+        let return_order = root.text("return_order")?;
+        let currency = root.currency("currency")?;
+        let mut numbers = Vec::new();
+        let mut total = Decimal::ZERO;
+        for line in root.objects("lines", &["line_no", "sku", "quantity", "amount"])? {
+            numbers.push(line.integer("line_no", 1)?);
+            line.text("sku")?;
+            line.positive_decimal("quantity")?;
+            let amount = line.non_negative_decimal("amount")?;
+            total = total.checked_add(amount).ok_or_else(|| BodyError {
+                field: Some(line.path_of("amount")),
+                message: "the total of the amounts is too large".to_owned(),
+            })?;
+        }
+        unique_line_numbers("lines", numbers)?;
+        Ok(CreditMemo {
+            rma,
+            return_order,
+            currency,
+            total,
+        })
+    }
+
+    pub(crate) async fn apply(
+        self,
+        conn: &mut SqliteConnection,
+        context: &Context<'_>,
+    ) -> Result<Applied, ApplyError> {
+        check_period(context)?;
+        let order = stored_return_order(conn, &self.return_order).await?;
+        if order.currency != self.currency {
+            return Err(Rejection::new(
+                RejectionCode::CurrencyMismatch,
+                format!(
+                    "return order {} is in {}, the credit memo in {}",
+                    self.return_order, order.currency, self.currency
+                ),
+            )
+            .into());
+        }
+        if let Some(limit) = context.config.erp.credit_limit
+            && self.total > limit
+        {
+            return Err(Rejection::new(
+                RejectionCode::CreditLimitExceeded,
+                format!(
+                    "credit memo total {} exceeds the limit of {limit}",
+                    self.total
+                ),
+            )
+            .into());
+        }
+        let number = number(conn, "CM").await?;
+        let response = json!({ "number": number, "amount": self.total.to_string() });
+        Ok(Applied::created(
+            PostingKind::CreditMemo,
+            number,
+            self.rma,
+            response,
+        ))
+    }
+}
+
+fn check_period(context: &Context<'_>) -> Result<(), Rejection> {
+    if context.period_closed {
+        Err(Rejection::new(
+            RejectionCode::PeriodClosed,
+            "the posting period is closed",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The next number of `series`: `RO-000001`.
+async fn number(conn: &mut SqliteConnection, series: &str) -> Result<String, SimError> {
+    let n = db::next_number(conn, series).await?;
+    Ok(format!("{series}-{n:06}"))
+}
+
+/// The stored return order `number`, or `unknown_return_order`.
+async fn stored_return_order(
+    conn: &mut SqliteConnection,
+    number: &str,
+) -> Result<ReturnOrder, ApplyError> {
+    let Some(posting) = db::find_posting(conn, PostingKind::ReturnOrder, number).await? else {
+        return Err(Rejection::new(
+            RejectionCode::UnknownReturnOrder,
+            format!("return order {number:?} does not exist"),
+        )
+        .into());
+    };
+    Ok(reparse(&posting, ReturnOrder::parse)?)
+}
+
+/// A stored body read back with the parser that accepted it.
+fn reparse<T>(posting: &Posting, parse: fn(&Value) -> Result<T, BodyError>) -> Result<T, SimError> {
+    parse(&posting.body).map_err(|e| {
+        SimError::Corrupt(format!(
+            "posting {} no longer parses: {}",
+            posting.seq, e.message
+        ))
+    })
+}
+
+/// The ERP's books, folded from its postings. Served by `GET /erp/ledger`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Total credited per currency (decimal strings on the wire).
+    pub credits: BTreeMap<String, Decimal>,
+    /// Units put back on hand per SKU by `restock` and `refurbish`
+    /// adjustments.
+    pub inventory: BTreeMap<String, Decimal>,
+    /// Documents per kind.
+    pub counts: LedgerCounts,
+}
+
+/// How many documents of each kind the ERP holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerCounts {
+    pub return_order: u64,
+    pub inventory_adjustment: u64,
+    pub credit_memo: u64,
+}
+
+pub(crate) async fn ledger(db: &Db) -> Result<Ledger, SimError> {
+    let postings = db
+        .postings_of(&[
+            PostingKind::ReturnOrder,
+            PostingKind::InventoryAdjustment,
+            PostingKind::CreditMemo,
+        ])
+        .await?;
+    let mut ledger = Ledger::default();
+    for posting in &postings {
+        match posting.kind {
+            PostingKind::ReturnOrder => ledger.counts.return_order += 1,
+            PostingKind::InventoryAdjustment => {
+                ledger.counts.inventory_adjustment += 1;
+                let adjustment = reparse(posting, InventoryAdjustment::parse)?;
+                for line in adjustment.lines.iter().filter(|l| l.adds_stock()) {
+                    *ledger.inventory.entry(line.sku.clone()).or_default() += line.quantity;
+                }
+            }
+            PostingKind::CreditMemo => {
+                ledger.counts.credit_memo += 1;
+                let memo = reparse(posting, CreditMemo::parse)?;
+                *ledger.credits.entry(memo.currency).or_default() += memo.total;
+            }
+            PostingKind::ExpectedReceipt
+            | PostingKind::ReceiptCancellation
+            | PostingKind::Label
+            | PostingKind::LabelVoid
+            | PostingKind::PortalStatus => {}
+        }
+    }
+    Ok(ledger)
+}
+
+async fn post_return_order(
+    State(sim): State<Sim>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    pipeline::post(&sim, &headers, &uri, body, BodyRule::Required, |v| {
+        ReturnOrder::parse(v).map(Command::ReturnOrder)
+    })
+    .await
+}
+
+async fn post_inventory_adjustment(
+    State(sim): State<Sim>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    pipeline::post(&sim, &headers, &uri, body, BodyRule::Required, |v| {
+        InventoryAdjustment::parse(v).map(Command::InventoryAdjustment)
+    })
+    .await
+}
+
+async fn post_credit_memo(
+    State(sim): State<Sim>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    pipeline::post(&sim, &headers, &uri, body, BodyRule::Required, |v| {
+        CreditMemo::parse(v).map(Command::CreditMemo)
+    })
+    .await
+}
+
+/// `GET /erp/postings`: every document, in arrival order.
+async fn postings(State(sim): State<Sim>) -> Result<Json<Vec<Posting>>, Problem> {
+    Ok(Json(sim.postings().await?))
+}
+
+async fn get_ledger(State(sim): State<Sim>) -> Result<Json<Ledger>, Problem> {
+    Ok(Json(sim.ledger().await?))
+}
+
+/// The body and answer of `/admin/erp/period`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Period {
+    closed: bool,
+}
+
+async fn get_period(State(sim): State<Sim>) -> Json<Period> {
+    Json(Period {
+        closed: sim.period_closed(),
+    })
+}
+
+/// Closes or reopens the posting period; in memory only, so a restarted
+/// ERP starts from its config again.
+async fn put_period(State(sim): State<Sim>, body: Bytes) -> Result<Json<Period>, Problem> {
+    let period: Period = serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            Code::InvalidBody,
+            format!("expected {{\"closed\": true|false}}: {e}"),
+        )
+    })?;
+    sim.set_period_closed(period.closed);
+    Ok(Json(period))
+}
