@@ -7,7 +7,10 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use backhaul_api::ApiConfig;
-use backhaul_engine::EngineConfig;
+use std::collections::BTreeMap;
+
+use backhaul_connectors::ConnectorConfig;
+use backhaul_engine::{DispatcherConfig, EngineConfig};
 use backhaul_store::StoreConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -22,6 +25,11 @@ pub(crate) struct Config {
     pub(crate) engine: EngineConfig,
     pub(crate) api: ApiConfig,
     pub(crate) log: LogConfig,
+    /// Connected systems, by target (`erp`, `wms`, `carrier`, `portal`).
+    /// Actions for a target without a connector are not written at all.
+    pub(crate) connectors: BTreeMap<String, ConnectorConfig>,
+    /// How this hub delivers the outbox.
+    pub(crate) dispatcher: DispatcherConfig,
 }
 
 /// The HTTP listener.
@@ -103,6 +111,26 @@ impl Config {
             || url.starts_with("postgresql://"))
         {
             bail!("store.url: {url:?} must start with sqlite: or postgres://");
+        }
+        for (name, connector) in &self.connectors {
+            if name != connector.kind.target().as_str() {
+                bail!(
+                    "connectors.{name}: a {:?} connector serves `{}`; name the section [connectors.{}]",
+                    connector.kind,
+                    connector.kind.target().as_str(),
+                    connector.kind.target().as_str()
+                );
+            }
+            if connector.url.is_empty() {
+                bail!("connectors.{name}.url: required (http://host:port of the system)");
+            }
+            connector
+                .delivery
+                .validate()
+                .map_err(|e| anyhow::anyhow!("connectors.{name}.delivery: {e}"))?;
+        }
+        if self.dispatcher.instance.trim().is_empty() {
+            bail!("dispatcher.instance: must not be empty");
         }
         if self.api.max_body_bytes == 0 {
             bail!("api.max_body_bytes: must be greater than zero");

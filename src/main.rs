@@ -3,6 +3,7 @@
 //! Layout:
 //! - `config`: layered configuration (defaults → file → environment → flags).
 //! - `demo`: the whole lifecycle on the embedded default, driven as partners would.
+//! - `deliveries`: the exception queue and dead letters from the command line.
 //! - `bench`: throughput of full lifecycles against the raw storage ceiling.
 //! - `runtime`: opening the store and starting the engine under one shutdown token.
 //!
@@ -10,6 +11,7 @@
 
 mod bench;
 mod config;
+mod deliveries;
 mod demo;
 mod runtime;
 
@@ -75,6 +77,31 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Print the canonical model's JSON Schema.
     Schema,
+    /// Inspect and operate on outbound deliveries (the exception queue).
+    Deliveries {
+        #[command(subcommand)]
+        action: deliveries::DeliveriesCommand,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// Who is acting, recorded in the audit trail of retry, skip and cancel.
+        #[arg(long, global = true, env = "BACKHAUL_ACTOR", default_value = "cli")]
+        actor: String,
+    },
+    /// Run a simulator of an external system (erp, wms, carrier, portal)
+    /// over HTTP with its own durable state, for tests and trials.
+    Sim {
+        /// Which system: erp, wms, carrier or portal.
+        kind: String,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:7001")]
+        listen: String,
+        /// SQLite file holding the simulator's state (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Simulator settings (TOML: faults, seed, erp/wms/carrier sections).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -232,12 +259,81 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args, &mut out).await,
+        Cmd::Deliveries {
+            action,
+            config,
+            actor,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            let store = backhaul_store::AnyStore::open(&config.store)
+                .await
+                .with_context(|| format!("cannot open the store at {}", config.store.url))?;
+            deliveries::run(store, action, &actor, chrono::Utc::now(), &mut out).await
+        }
+        Cmd::Sim {
+            kind,
+            listen,
+            db,
+            config,
+        } => run_sim(&kind, &listen, db, config.as_deref(), &mut out).await,
         Cmd::Schema => {
             let schema = backhaul_domain::schema::canonical_schema();
             writeln!(out, "{}", serde_json::to_string_pretty(&schema)?)?;
             Ok(())
         }
     }
+}
+
+/// `backhaul sim`: one simulator until SIGINT/SIGTERM.
+async fn run_sim(
+    kind: &str,
+    listen: &str,
+    db: PathBuf,
+    config: Option<&std::path::Path>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let kind: backhaul_sim::SimKind = kind
+        .parse()
+        .map_err(|e| anyhow::anyhow!("<kind> {kind:?}: {e}"))?;
+    let mut sim_config = backhaul_sim::SimConfig::new(kind);
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        table.insert("kind".into(), toml::Value::String(kind.as_str().to_owned()));
+        sim_config = table
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    let sim = backhaul_sim::Sim::open(sim_config, backhaul_sim::SimDb::File(db.clone()))
+        .await
+        .with_context(|| format!("cannot open the simulator state at {}", db.display()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("--listen {listen}: cannot listen"))?;
+    let addr = listener.local_addr()?;
+    writeln!(out, "{kind} simulator listening on http://{addr}")?;
+    out.flush()?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    let served = backhaul_sim::serve(sim.clone(), listener, shutdown);
+    tokio::pin!(served);
+    tokio::select! {
+        result = &mut served => result?,
+        () = runtime::wait_for_signal() => {
+            stop.cancel();
+            served.await?;
+        }
+    }
+    sim.close().await;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
 //! Starting and stopping the hub. One root [`CancellationToken`] and one
 //! [`TaskTracker`] own every task. Shutdown order: stop accepting HTTP
 //! requests and finish the ones in flight → cancel the token → the group
-//! committer commits what is queued and answers its callers → wait for every
-//! task to end.
+//! committer commits what is queued and answers its callers, and the
+//! dispatcher lets its attempts in flight end (each bounded by its timeout;
+//! an attempt cut short stays leased and is redelivered with the same key
+//! after the restart) → wait for every task to end.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
 use backhaul_api::{AppState, router};
-use backhaul_engine::{Engine, SystemClock};
+use backhaul_engine::{Dispatcher, Engine, SystemClock};
 use backhaul_store::AnyStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,13 +28,23 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the store at {}", config.store.url))?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let sinks = backhaul_connectors::build(&config.connectors, &BTreeMap::new())
+        .context("invalid connector configuration")?;
+    let mut engine_config = config.engine.clone();
+    engine_config.outbound = sinks.iter().map(|(sink, _)| sink.target()).collect();
     let engine = Engine::start(
         store,
-        config.engine.clone(),
+        engine_config,
         Arc::new(SystemClock),
         &tracker,
         shutdown.child_token(),
     );
+    let dispatcher = Dispatcher::new(engine.clone(), config.dispatcher.clone(), sinks)
+        .map_err(|e| anyhow::anyhow!("dispatcher: {e}"))?;
+    if !dispatcher.targets().is_empty() {
+        tracing::info!(targets = ?dispatcher.targets(), "delivering the outbox");
+        tracker.spawn(dispatcher.run(shutdown.child_token()));
+    }
     let addr = config.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -77,7 +90,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     served.context("HTTP server failed")
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

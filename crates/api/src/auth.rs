@@ -47,12 +47,15 @@ pub enum Scope {
     FinanceWrite,
     /// Cancel or expire returns.
     ReturnsCancel,
+    /// See the outbound deliveries (the exception queue) and retry, skip or
+    /// cancel them.
+    DeliveriesManage,
     /// Everything.
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::ReturnsCreate,
         Scope::ReturnsRead,
         Scope::ReturnsDecide,
@@ -60,6 +63,7 @@ impl Scope {
         Scope::WarehouseWrite,
         Scope::FinanceWrite,
         Scope::ReturnsCancel,
+        Scope::DeliveriesManage,
         Scope::Admin,
     ];
 
@@ -73,8 +77,14 @@ impl Scope {
             Scope::WarehouseWrite => "warehouse:write",
             Scope::FinanceWrite => "finance:write",
             Scope::ReturnsCancel => "returns:cancel",
+            Scope::DeliveriesManage => "deliveries:manage",
             Scope::Admin => "admin",
         }
+    }
+
+    /// Every scope's name, comma-separated, for messages and documentation.
+    pub fn names() -> String {
+        Scope::ALL.map(Scope::as_str).join(", ")
     }
 
     /// Parses a scope name such as `returns:read`.
@@ -104,10 +114,7 @@ impl FromStr for Scope {
 pub enum KeyError {
     #[error("invalid partner name {0:?}: use 1 to 64 characters of a-z, 0-9, '_' and '-'")]
     InvalidPartner(String),
-    #[error(
-        "unknown scope {0:?}; known scopes: returns:create, returns:read, returns:decide, \
-         carrier:write, warehouse:write, finance:write, returns:cancel, admin"
-    )]
+    #[error("unknown scope {0:?}; known scopes: {known}", known = Scope::names())]
     UnknownScope(String),
     #[error("a key needs at least one scope")]
     NoScopes,
@@ -312,6 +319,14 @@ mod tests {
         assert_eq!(
             Scope::parse("returns:write"),
             Err(KeyError::UnknownScope("returns:write".into()))
+        );
+        let message = KeyError::UnknownScope("x".into()).to_string();
+        for scope in Scope::ALL {
+            assert!(message.contains(scope.as_str()), "{message}");
+        }
+        assert_eq!(
+            Scope::parse("deliveries:manage"),
+            Ok(Scope::DeliveriesManage)
         );
     }
 

@@ -19,6 +19,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::auth::Scope;
+use crate::deliveries::Error as DeliveriesError;
 
 /// Prefix of every problem `type` URI; the code is appended.
 const PROBLEM_TYPE_BASE: &str = "https://backhaul.dev/problems/";
@@ -46,7 +47,7 @@ pub enum ApiError {
     /// The body could not be read (the client went away mid-request).
     #[error("the body could not be read: {0}")]
     BodyUnreadable(String),
-    #[error("the Idempotency-Key header is required on every POST")]
+    #[error("the Idempotency-Key header is required on every command")]
     IdempotencyKeyMissing,
     #[error("invalid Idempotency-Key header: {0}")]
     IdempotencyKeyInvalid(&'static str),
@@ -65,6 +66,11 @@ pub enum ApiError {
     InvalidReturnId(String),
     #[error("{0}")]
     InvalidQuery(String),
+    #[error("invalid delivery id {0:?}: expected a positive integer")]
+    InvalidDeliveryId(String),
+    /// An operator's request about a delivery was refused or failed.
+    #[error(transparent)]
+    Deliveries(#[from] DeliveriesError),
     /// No route matches the path.
     #[error("no route matches {0}")]
     NotFound(String),
@@ -249,6 +255,35 @@ impl ApiError {
                 "invalid_query",
                 "Invalid query parameters",
             ),
+            ApiError::InvalidDeliveryId(_) => kind(
+                StatusCode::BAD_REQUEST,
+                "invalid_delivery_id",
+                "Invalid delivery id",
+            ),
+            ApiError::Deliveries(e) => match e {
+                DeliveriesError::InvalidQuery(_) => kind(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    "Invalid query parameters",
+                ),
+                DeliveriesError::NotFound(_) => kind(
+                    StatusCode::NOT_FOUND,
+                    "delivery_not_found",
+                    "Delivery not found",
+                ),
+                DeliveriesError::WrongState { .. } => kind(
+                    StatusCode::CONFLICT,
+                    "delivery_state_conflict",
+                    "The action does not apply to the delivery's state",
+                ),
+                DeliveriesError::InvalidCorrection(_) => kind(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_correction",
+                    "The corrected payload was refused",
+                ),
+                DeliveriesError::Store(backhaul_store::Error::ShuttingDown) => shutting_down(),
+                DeliveriesError::Store(_) => internal(),
+            },
             ApiError::NotFound(_) => kind(StatusCode::NOT_FOUND, "not_found", "Not found"),
             ApiError::MethodNotAllowed { .. } => kind(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -1,6 +1,6 @@
 //! Extractors for the parts of a request other than the body and the keys:
-//! the return id in the path, the optional `X-Correlation-Id` header and the
-//! query string. Each parses into a domain value or fails with the
+//! the return or delivery id in the path, the optional `X-Correlation-Id`
+//! header and the query string. Each parses into a domain value or fails with the
 //! [`ApiError`] its problem code names, never with axum's plain-text
 //! rejections.
 
@@ -28,6 +28,27 @@ impl<S: Send + Sync> FromRequestParts<S> for ReturnPath {
         let id = ReturnId::parse(&raw).map_err(|_| ApiError::InvalidReturnId(raw))?;
         tracing::Span::current().record("return_id", tracing::field::display(id));
         Ok(ReturnPath(id))
+    }
+}
+
+/// The `{id}` of `/v1/deliveries/{id}/...`: a positive integer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeliveryPath(pub(crate) i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for DeliveryPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::InvalidDeliveryId(e.body_text()))?;
+        let id = raw
+            .parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or(ApiError::InvalidDeliveryId(raw))?;
+        tracing::Span::current().record("delivery_id", id);
+        Ok(DeliveryPath(id))
     }
 }
 

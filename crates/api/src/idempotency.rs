@@ -1,7 +1,9 @@
 //! The `Idempotency-Key` header and the request hash it is stored with.
 //!
-//! Every POST must carry a key (1 to 255 visible ASCII characters) chosen by
-//! the partner. The engine stores the key, the hash of the request and the
+//! Every command on a return (each route with `idempotency_key` in the
+//! route table) must carry a key (1 to 255 visible ASCII characters) chosen
+//! by the partner. Operator actions on deliveries take none: see
+//! `routes::v1::deliveries::delivery_id` for why repeating them is safe. The engine stores the key, the hash of the request and the
 //! response in the same transaction as the command's events; a retry with
 //! the same key and the same request gets the stored response back, with
 //! [`REPLAYED_HEADER`] set, and a retry with the same key but a different

@@ -10,7 +10,10 @@
 //!   [`Principal`] extractor and the per-route guard.
 //! - `idempotency`: the `Idempotency-Key` header and the request hash.
 //! - `json`: the body extractor (content type, size limit, JSON, model).
-//! - `extract`: path id, correlation id and query extractors.
+//! - `extract`: path ids, correlation id and query extractors.
+//! - [`deliveries`]: the exception queue (the operator's view of a delivery,
+//!   its suggested owner, corrections, retry/skip/cancel), shared by the
+//!   HTTP routes and the `backhaul deliveries` command.
 //! - `routes`: the route table [`ROUTES`] and the router built from it;
 //!   submodules mirror the URL tree.
 //! - `openapi`: the OpenAPI 3.1 document generated from the route table.
@@ -23,6 +26,7 @@
 //! until the shutdown token is cancelled.
 
 mod auth;
+pub mod deliveries;
 mod error;
 mod extract;
 mod idempotency;

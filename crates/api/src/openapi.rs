@@ -18,12 +18,15 @@ use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
+use crate::auth::Scope;
+use crate::deliveries::{DeliveryDetail, DeliveryList, DeliveryQuery, DeliveryView};
 use crate::error::Problem;
 use crate::routes::v1::backlog::Backlog;
+use crate::routes::v1::deliveries::delivery_id::{OperatorReason, RetryDelivery};
 use crate::routes::v1::returns::return_id::commands::{Dispositions, Inspections, Reason};
 use crate::routes::v1::returns::return_id::events::Timeline;
 use crate::routes::v1::returns::{ListQuery, ReturnList};
-use crate::routes::{Access, ROUTES, Route, Verb};
+use crate::routes::{Access, ROUTES, Route};
 
 const DEFS_PREFIX: &str = "#/$defs/";
 const COMPONENTS_PREFIX: &str = "#/components/schemas/";
@@ -67,6 +70,12 @@ fn component_schemas() -> Map<String, Value> {
     add::<ReturnList>(&mut generator);
     add::<Timeline>(&mut generator);
     add::<Backlog>(&mut generator);
+    add::<DeliveryQuery>(&mut generator);
+    add::<DeliveryList>(&mut generator);
+    add::<DeliveryView>(&mut generator);
+    add::<DeliveryDetail>(&mut generator);
+    add::<RetryDelivery>(&mut generator);
+    add::<OperatorReason>(&mut generator);
     add::<crate::routes::health::Health>(&mut generator);
     add::<Problem>(&mut generator);
     schemas.extend(generator.take_definitions(true));
@@ -165,9 +174,16 @@ fn operation(route: &Route, schemas: &Map<String, Value>) -> Value {
 
     let mut parameters = Vec::new();
     if route.path.contains("{id}") {
-        parameters.push(schema_param_ref("ReturnId"));
+        // The `{id}` of a delivery's routes is the delivery's; elsewhere it
+        // is a return's.
+        let name = if route.path.starts_with("/v1/deliveries/") {
+            "DeliveryId"
+        } else {
+            "ReturnId"
+        };
+        parameters.push(schema_param_ref(name));
     }
-    if route.verb == Verb::Post {
+    if route.idempotency_key {
         parameters.push(schema_param_ref("IdempotencyKey"));
         parameters.push(schema_param_ref("CorrelationId"));
     }
@@ -217,7 +233,7 @@ fn operation(route: &Route, schemas: &Map<String, Value>) -> Value {
             json!({ "description": "The new return's URL.", "schema": { "type": "string" } }),
         );
     }
-    if route.verb == Verb::Post {
+    if route.idempotency_key {
         headers.insert(
             "Idempotent-Replayed".into(),
             json!({
@@ -261,7 +277,7 @@ fn build() -> Value {
         "info": {
             "title": "Backhaul API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The returns lifecycle over HTTP. Every POST needs an `Idempotency-Key`; every error is an RFC 9457 problem with a stable `code`.",
+            "description": "The returns lifecycle over HTTP. Every command on a return needs an `Idempotency-Key`; operator actions on deliveries take none (a repeated action finds the delivery moved on and gets 409 `delivery_state_conflict`). Every error is an RFC 9457 problem with a stable `code`.",
         },
         "security": [{ "bearer": [] }],
         "paths": paths,
@@ -271,7 +287,7 @@ fn build() -> Value {
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "An API key `bh_<key_id>_<secret>` created with `backhaul keys create`. Scopes: returns:create, returns:read, returns:decide, carrier:write, warehouse:write, finance:write, returns:cancel, admin (all).",
+                    "description": format!("An API key `bh_<key_id>_<secret>` created with `backhaul keys create`. Scopes: {} (`admin` implies all).", Scope::names()),
                 },
             },
             "parameters": {
@@ -280,6 +296,13 @@ fn build() -> Value {
                     "in": "path",
                     "required": true,
                     "schema": { "type": "string", "format": "uuid" },
+                },
+                "DeliveryId": {
+                    "name": "id",
+                    "in": "path",
+                    "required": true,
+                    "description": "The delivery's id, as listed by `GET /v1/deliveries`.",
+                    "schema": { "type": "integer", "format": "int64", "minimum": 1 },
                 },
                 "IdempotencyKey": {
                     "name": "Idempotency-Key",

@@ -230,11 +230,11 @@ pub enum ActionResult {
     Accepted,
 }
 
-/// The actions the events of one command call for. `before` is the status
-/// before the command (`None` for a new return), `after` the state after its events, `version` the
+/// The actions the events of one command call for. `before` and `after`
+/// are the return's state before and after the command's events, `version` the
 /// stream version after them, `now` the time the command was decided at.
 pub fn actions(
-    before: Option<Status>,
+    before: &ReturnState,
     after: &ReturnState,
     events: &[Event],
     version: i64,
@@ -310,7 +310,7 @@ pub fn actions(
                         ..base(ActionKind::ErpInventoryAdjustment)
                     });
                 }
-                if let Some(memo) = credit_memo(after) {
+                if let Some(memo) = credit_memo(before, after) {
                     out.push(Action {
                         lines: memo,
                         ..base(ActionKind::ErpCreditMemo)
@@ -342,7 +342,8 @@ pub fn actions(
         }
     }
     let status = after.status();
-    if Some(status) != before {
+    let status_before = before.header.as_ref().map(|_| before.status());
+    if Some(status) != status_before {
         let stage = after.stage();
         out.push(Action {
             status: Some(StatusUpdate {
@@ -358,29 +359,28 @@ pub fn actions(
     out
 }
 
-/// The credit memo due once the disposition of every received unit is
-/// final: every dispositioned, unsettled unit, credited at what was paid
-/// for it (price plus tax) when the customer asked for money back, at zero
-/// otherwise (replacement, exchange, repair: the goods are the settlement).
-/// Amounts are rounded towards zero to the currency's minor unit, so the hub
-/// never credits more than was paid. `None` while units still wait for
-/// inspection or disposition, or when nothing waits for settlement.
-fn credit_memo(state: &ReturnState) -> Option<Vec<ActionLine>> {
-    let header = state.header.as_ref()?;
+/// The credit memo for the units whose credit became due with this command
+/// (see `LineState::credit_due`: once the disposition of every received unit
+/// is final), credited at what was paid for them (price plus tax) when the
+/// customer asked for money back, at zero otherwise (replacement, exchange,
+/// repair: the goods are the settlement). Amounts are rounded towards zero
+/// to the currency's minor unit, so the hub never credits more than was
+/// paid. `None` when no credit became due.
+fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLine>> {
+    let header = after.header.as_ref()?;
     let currency = header.request.currency;
-    let pending = state
+    let lines: Vec<ActionLine> = after
         .lines
         .values()
-        .any(|l| !l.awaiting_inspection().is_zero() || !l.awaiting_disposition().is_zero());
-    if pending {
-        return None;
-    }
-    let lines: Vec<ActionLine> = state
-        .lines
-        .values()
-        .filter(|l| !l.awaiting_settlement().is_zero())
-        .map(|l| {
-            let quantity = l.awaiting_settlement();
+        .filter_map(|l| {
+            let earlier = before
+                .lines
+                .get(&l.line.line_no)
+                .map_or(Quantity::ZERO, |b| b.credit_due);
+            let quantity = l.credit_due.saturating_minus(earlier);
+            if quantity.is_zero() {
+                return None;
+            }
             let credit = match l.line.requested_outcome {
                 RequestedOutcome::Refund | RequestedOutcome::StoreCredit => l
                     .creditable(quantity)
@@ -389,7 +389,7 @@ fn credit_memo(state: &ReturnState) -> Option<Vec<ActionLine>> {
                 | RequestedOutcome::Exchange
                 | RequestedOutcome::Repair => Decimal::ZERO,
             };
-            ActionLine {
+            Some(ActionLine {
                 line_no: l.line.line_no,
                 sku: l.line.sku.clone(),
                 quantity,
@@ -398,7 +398,7 @@ fn credit_memo(state: &ReturnState) -> Option<Vec<ActionLine>> {
                     Money::new(credit, currency).unwrap_or_else(|_| Money::zero(currency)),
                 ),
                 disposition: None,
-            }
+            })
         })
         .collect();
     (!lines.is_empty()).then_some(lines)

@@ -159,6 +159,13 @@ pub struct LineState {
     pub conditions: BTreeMap<ConditionCode, Quantity>,
     pub dispositioned: BTreeMap<Disposition, Quantity>,
     pub settled: Quantity,
+    /// Units whose credit is due: set to the dispositioned units each time
+    /// every received unit of the return has its final disposition. The
+    /// credit memo the hub asks the ERP for covers the units this adds, so
+    /// a unit is never put on two memos, even while an earlier memo's
+    /// answer has not come back yet.
+    #[serde(default)]
+    pub credit_due: Quantity,
     /// Money credited or refunded for this line so far.
     #[schemars(with = "String")]
     pub credited: Decimal,
@@ -175,6 +182,7 @@ impl LineState {
             conditions: BTreeMap::new(),
             dispositioned: BTreeMap::new(),
             settled: Quantity::ZERO,
+            credit_due: Quantity::ZERO,
             credited: Decimal::ZERO,
             line,
         }
@@ -336,6 +344,15 @@ pub fn evolve(state: &mut ReturnState, event: &Event) {
                 if let Some(line) = state.lines.get_mut(&d.line_no) {
                     let q = line.dispositioned.entry(d.disposition).or_default();
                     *q = q.plus(d.quantity);
+                }
+            }
+            let disposition_final = state
+                .lines
+                .values()
+                .all(|l| l.awaiting_inspection().is_zero() && l.awaiting_disposition().is_zero());
+            if disposition_final {
+                for line in state.lines.values_mut() {
+                    line.credit_due = line.dispositioned_total();
                 }
             }
         }

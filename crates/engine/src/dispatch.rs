@@ -46,6 +46,9 @@ use tracing::Instrument;
 use crate::engine::{CommandMeta, Engine, Error, Idempotency};
 use crate::outbound::{DeliveryRequest, Sink, SinkError};
 
+/// The configured sinks, each with its delivery rules.
+pub type Sinks = Vec<(Arc<dyn Sink>, DeliveryPolicy)>;
+
 /// Delivery rules of one connector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -352,7 +355,7 @@ impl Dispatcher {
     pub fn new(
         engine: Engine,
         config: DispatcherConfig,
-        sinks: Vec<(Arc<dyn Sink>, DeliveryPolicy)>,
+        sinks: Sinks,
     ) -> Result<Dispatcher, String> {
         let mut connectors = BTreeMap::new();
         for (sink, policy) in sinks {
@@ -449,22 +452,31 @@ impl Dispatcher {
         }
         let written = self.inner.engine.outbox_written();
         let poll = Duration::from_millis(self.inner.config.poll_interval_ms.max(1));
-        let mut in_flight = FuturesUnordered::new();
+        // Attempts run as tasks of their own: an attempt holding a database
+        // connection must make progress while this loop waits to claim the
+        // next ones (polled inline, it would not, and the two would wait on
+        // each other). The set is owned here and drained before returning.
+        let mut in_flight = tokio::task::JoinSet::new();
         loop {
             match self.claim().await {
-                Ok(claimed) => in_flight.extend(claimed.into_iter().map(|c| self.attempt(c))),
+                Ok(claimed) => {
+                    for c in claimed {
+                        let me = self.clone();
+                        in_flight.spawn(async move { me.attempt(c).await });
+                    }
+                }
                 Err(error) => tracing::warn!(%error, "claiming deliveries failed"),
             }
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(_) = in_flight.next(), if !in_flight.is_empty() => {}
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
                 () = written.notified() => {}
                 () = tokio::time::sleep(poll) => {}
             }
         }
         let left = in_flight.len();
-        while in_flight.next().await.is_some() {}
+        while in_flight.join_next().await.is_some() {}
         tracing::info!(finished = left, "dispatcher stopped");
     }
 

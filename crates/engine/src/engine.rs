@@ -302,7 +302,9 @@ impl Engine {
                 version: base_version,
                 correlation_id: base_correlation,
             } = loaded;
-            let status_before = (base_version > 0).then(|| state.status());
+            // Only a hub with connected systems needs the state before the
+            // events (to tell what changed); others skip the clone.
+            let before = (!self.inner.outbound.is_empty()).then(|| state.clone());
             for e in &events {
                 evolve(&mut state, e);
             }
@@ -326,14 +328,15 @@ impl Engine {
                 .iter()
                 .map(|e| to_new_event(e, correlation_id, causation_id, now))
                 .collect::<Result<Vec<_>, _>>()?;
-            let deliveries = if self.inner.outbound.is_empty() {
-                Vec::new()
-            } else {
-                backhaul_domain::action::actions(status_before, &state, &events, version, now)
-                    .into_iter()
-                    .filter(|a| self.inner.outbound.contains(&a.target()))
-                    .map(|a| to_delivery(&a, version, correlation_id))
-                    .collect::<Result<Vec<_>, _>>()?
+            let deliveries = match &before {
+                None => Vec::new(),
+                Some(before) => {
+                    backhaul_domain::action::actions(before, &state, &events, version, now)
+                        .into_iter()
+                        .filter(|a| self.inner.outbound.contains(&a.target()))
+                        .map(|a| to_delivery(&a, version, correlation_id))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
             };
             let wrote_deliveries = !deliveries.is_empty();
             let request = AppendRequest {

@@ -25,7 +25,9 @@ mod outbound;
 mod replay;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use dispatch::{ConnectorStats, DeliveryPolicy, Dispatcher, DispatcherConfig, RunReport};
+pub use dispatch::{
+    ConnectorStats, DeliveryPolicy, Dispatcher, DispatcherConfig, RunReport, Sinks,
+};
 pub use engine::{CommandMeta, Engine, EngineConfig, Error, Idempotency, Outcome, TimelineEntry};
 pub use outbound::{BoxFuture, DeliveryRequest, Inbox, Received, Sink, SinkError, Source};
 pub use replay::{ReplayReport, replay};

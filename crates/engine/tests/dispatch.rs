@@ -750,6 +750,55 @@ async fn lost_lease_is_delivered_again_with_the_same_key(h: Hub) {
     h.stop().await;
 }
 
+/// Units received in two parcels: the first parcel's memo is still
+/// undelivered when the second parcel is dispositioned, and the second memo
+/// covers only the second parcel's units.
+async fn a_unit_is_never_on_two_credit_memos(h: Hub) {
+    let id = h.approved_return("2").await;
+    h.settle().await;
+    for n in 0..2 {
+        h.run(
+            id,
+            json!({"command": "record_receipt", "receipt_ref": format!("RCPT-{n}"),
+                   "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": "1"}]}),
+            &format!("receipt-{n}"),
+        )
+        .await;
+        h.run(
+            id,
+            json!({"command": "record_inspection", "inspections": [{"line_no": 1, "quantity": "1", "condition": "A"}]}),
+            &format!("inspect-{n}"),
+        )
+        .await;
+        h.run(
+            id,
+            json!({"command": "record_disposition", "dispositions": [{"line_no": 1, "quantity": "1", "disposition": "restock"}]}),
+            &format!("dispose-{n}"),
+        )
+        .await;
+    }
+    h.settle().await;
+    let memos: Vec<serde_json::Value> = h
+        .store
+        .list_deliveries(&DeliveryFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == "erp_credit_memo")
+        .map(|d| d.payload.to_value())
+        .collect();
+    assert_eq!(memos.len(), 2);
+    for memo in &memos {
+        assert_eq!(memo["lines"][0]["quantity"], "1", "{memo}");
+        assert_eq!(memo["lines"][0]["amount"]["amount"], "11.00", "{memo}");
+    }
+    let summary = h.engine.get(id).await.unwrap().unwrap().to_value();
+    assert_eq!(summary["lines"][0]["settled"], "2");
+    assert_eq!(summary["lines"][0]["credited"], "22.00");
+    assert!(h.deliveries(DeliveryState::Exception).await.is_empty());
+    h.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($check:ident => $setup:expr),* $(,)?) => {
         mod sqlite {
@@ -817,4 +866,5 @@ on_both_backends!(
     throttle_is_respected => super::throttled(),
     inbox_drops_duplicates_and_folds_late_events => super::Setup::default(),
     lost_lease_is_delivered_again_with_the_same_key => super::Setup::default(),
+    a_unit_is_never_on_two_credit_memos => super::Setup::default(),
 );

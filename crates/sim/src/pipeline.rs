@@ -112,13 +112,23 @@ async fn handle(
         Err(problem) => return (Outcome::Invalid, problem.into_response()),
     };
     let request = format!("POST {}", uri.path());
-    let context = Context {
-        now,
-        config: sim.config(),
-        period_closed: sim.period_closed(),
-    };
+    let period_closed = sim.period_closed();
+    let owned = sim.clone();
+    let task_key = key.clone();
+    let stored = sim
+        .stores()
+        .spawn(async move {
+            let context = Context {
+                now,
+                config: owned.config(),
+                period_closed,
+            };
+            store(&owned, &task_key, &request, &body, command, &context).await
+        })
+        .await
+        .unwrap_or_else(|e| Err(SimError::Corrupt(format!("store task failed: {e}"))));
 
-    match store(sim, &key, &request, &body, command, &context).await {
+    match stored {
         Ok(Stored::Replayed(answer)) => (Outcome::Replayed, replay(answer)),
         Ok(Stored::KeyReused) => (
             Outcome::Invalid,

@@ -37,6 +37,11 @@ struct Inner {
     /// ERP: whether the posting period is closed now.
     period_closed: AtomicBool,
     counters: Counters,
+    /// Stores run as tasks of their own: a client that hangs up (a hub
+    /// killed mid-request) must not cancel a transaction half-way through,
+    /// which would leave the one connection inside a transaction sqlx no
+    /// longer knows about. `close` waits for them.
+    stores: tokio_util::task::TaskTracker,
 }
 
 impl std::fmt::Debug for Sim {
@@ -72,6 +77,7 @@ impl Sim {
                 db,
                 clock,
                 counters: Counters::default(),
+                stores: tokio_util::task::TaskTracker::new(),
             }),
         })
     }
@@ -139,7 +145,13 @@ impl Sim {
     /// Closes the database. Requests after this fail with 500; meant for
     /// the end of a process or a test that reopens the same file.
     pub async fn close(&self) {
+        self.inner.stores.close();
+        self.inner.stores.wait().await;
         self.inner.db.close().await;
+    }
+
+    pub(crate) fn stores(&self) -> &tokio_util::task::TaskTracker {
+        &self.inner.stores
     }
 
     pub(crate) fn period_closed(&self) -> bool {

@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::auth::{self, Guard, Scope};
 use crate::error::ApiError;
 
+use v1::deliveries::delivery_id;
 use v1::returns::return_id::commands;
 
 /// HTTP method of a route.
@@ -72,6 +73,11 @@ pub struct Route {
     pub response: Option<&'static str>,
     /// HTTP status of success.
     pub success: u16,
+    /// Whether the route requires an `Idempotency-Key` and replays its first
+    /// answer: every lifecycle command, whose key the engine stores with its
+    /// events. Operator actions on deliveries do not take one (see
+    /// `v1::deliveries::delivery_id` for why repeating them is safe).
+    pub idempotency_key: bool,
     /// The handler, as axum wants it.
     handler: fn() -> MethodRouter<AppState>,
 }
@@ -89,6 +95,26 @@ macro_rules! command {
             query: None,
             response: Some("CommandResult"),
             success: 200,
+            idempotency_key: true,
+            handler: || post($handler),
+        }
+    };
+}
+
+/// Shorthand for an operator action, a POST on `/v1/deliveries/{id}/<verb>`.
+macro_rules! operator {
+    ($path:literal, $op:literal, $summary:literal, $request:literal, $handler:path) => {
+        Route {
+            verb: Verb::Post,
+            path: $path,
+            operation_id: $op,
+            summary: $summary,
+            access: Access::Scope(Scope::DeliveriesManage),
+            request: Some($request),
+            query: None,
+            response: Some("DeliveryView"),
+            success: 200,
+            idempotency_key: false,
             handler: || post($handler),
         }
     };
@@ -106,6 +132,7 @@ pub static ROUTES: &[Route] = &[
         query: None,
         response: Some("Health"),
         success: 200,
+        idempotency_key: false,
         handler: || get(health::health),
     },
     Route {
@@ -118,6 +145,7 @@ pub static ROUTES: &[Route] = &[
         query: None,
         response: None,
         success: 200,
+        idempotency_key: false,
         handler: || get(openapi_json::openapi),
     },
     Route {
@@ -130,6 +158,7 @@ pub static ROUTES: &[Route] = &[
         query: None,
         response: None,
         success: 200,
+        idempotency_key: false,
         handler: || get(v1::schema::schema),
     },
     Route {
@@ -142,6 +171,7 @@ pub static ROUTES: &[Route] = &[
         query: None,
         response: Some("CommandResult"),
         success: 201,
+        idempotency_key: true,
         handler: || post(v1::returns::create),
     },
     Route {
@@ -154,6 +184,7 @@ pub static ROUTES: &[Route] = &[
         query: Some("ListQuery"),
         response: Some("ReturnList"),
         success: 200,
+        idempotency_key: false,
         handler: || get(v1::returns::list),
     },
     Route {
@@ -166,6 +197,7 @@ pub static ROUTES: &[Route] = &[
         query: None,
         response: Some("ReturnSummary"),
         success: 200,
+        idempotency_key: false,
         handler: || get(v1::returns::return_id::get),
     },
     Route {
@@ -178,6 +210,7 @@ pub static ROUTES: &[Route] = &[
         query: None,
         response: Some("Timeline"),
         success: 200,
+        idempotency_key: false,
         handler: || get(v1::returns::return_id::events::timeline),
     },
     Route {
@@ -190,6 +223,7 @@ pub static ROUTES: &[Route] = &[
         query: None,
         response: Some("Backlog"),
         success: 200,
+        idempotency_key: false,
         handler: || get(v1::backlog::backlog),
     },
     command!(
@@ -296,6 +330,53 @@ pub static ROUTES: &[Route] = &[
         None,
         commands::expire
     ),
+    Route {
+        verb: Verb::Get,
+        path: "/v1/deliveries",
+        operation_id: "listDeliveries",
+        summary: "List outbound deliveries in id order; `state=exception` and `state=dead` are the queue waiting for a person",
+        access: Access::Scope(Scope::DeliveriesManage),
+        request: None,
+        query: Some("DeliveryQuery"),
+        response: Some("DeliveryList"),
+        success: 200,
+        idempotency_key: false,
+        handler: || get(v1::deliveries::list),
+    },
+    Route {
+        verb: Verb::Get,
+        path: "/v1/deliveries/{id}",
+        operation_id: "getDelivery",
+        summary: "One delivery with its payload and audit trail",
+        access: Access::Scope(Scope::DeliveriesManage),
+        request: None,
+        query: None,
+        response: Some("DeliveryDetail"),
+        success: 200,
+        idempotency_key: false,
+        handler: || get(delivery_id::get),
+    },
+    operator!(
+        "/v1/deliveries/{id}/retry",
+        "retryDelivery",
+        "Deliver a dead letter or exception again, optionally with a corrected payload",
+        "RetryDelivery",
+        delivery_id::retry
+    ),
+    operator!(
+        "/v1/deliveries/{id}/skip",
+        "skipDelivery",
+        "Mark a dead letter or exception as handled by hand; deliveries waiting for it go ahead",
+        "OperatorReason",
+        delivery_id::skip
+    ),
+    operator!(
+        "/v1/deliveries/{id}/cancel",
+        "cancelDelivery",
+        "Cancel a delivery that is pending, dead or in the exception queue",
+        "OperatorReason",
+        delivery_id::cancel
+    ),
 ];
 
 /// Builds the router from [`ROUTES`].
@@ -326,8 +407,8 @@ pub(crate) fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The request span. `partner` and `return_id` are filled in once known (by
-/// the guard and the path extractor).
+/// The request span. `partner`, `return_id` and `delivery_id` are filled in
+/// once known (by the guard and the path extractors).
 fn make_span(request: &Request) -> tracing::Span {
     let path = request
         .extensions()
@@ -339,6 +420,7 @@ fn make_span(request: &Request) -> tracing::Span {
         path,
         partner = tracing::field::Empty,
         return_id = tracing::field::Empty,
+        delivery_id = tracing::field::Empty,
     )
 }
 

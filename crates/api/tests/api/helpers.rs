@@ -1,6 +1,8 @@
 //! `spawn_app()` and request helpers: a fresh SQLite store in a temporary
 //! directory, an engine on a manual clock, one API key per partner, and the
 //! router driven in process with `oneshot` (no socket).
+//! `spawn_app_with_outbound()` also writes the outbox for the given targets,
+//! as a hub with those connectors does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use backhaul_api::{ApiConfig, AppState, Scope, generate_key};
+use backhaul_domain::action::Target;
 use backhaul_engine::{Engine, EngineConfig, ManualClock};
 use backhaul_store::{AnyStore, EventStore, SqliteStore, SqliteSync};
 use chrono::{DateTime, TimeZone, Utc};
@@ -33,6 +36,7 @@ pub(crate) const PARTNERS: &[(&str, &[Scope])] = &[
         ],
     ),
     ("admin", &[Scope::Admin]),
+    ("ops", &[Scope::DeliveriesManage]),
 ];
 
 pub(crate) struct TestApp {
@@ -115,6 +119,20 @@ pub(crate) async fn spawn_app() -> TestApp {
 }
 
 pub(crate) async fn spawn_app_with(config: ApiConfig) -> TestApp {
+    spawn(config, EngineConfig::default()).await
+}
+
+/// An app whose engine writes deliveries for `targets` to the outbox. No
+/// dispatcher runs: tests move deliveries on through the store.
+pub(crate) async fn spawn_app_with_outbound(targets: &[Target]) -> TestApp {
+    let engine = EngineConfig {
+        outbound: targets.iter().copied().collect(),
+        ..EngineConfig::default()
+    };
+    spawn(ApiConfig::default(), engine).await
+}
+
+async fn spawn(config: ApiConfig, engine_config: EngineConfig) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("api.db"), SqliteSync::Normal)
         .await
@@ -125,7 +143,7 @@ pub(crate) async fn spawn_app_with(config: ApiConfig) -> TestApp {
     let shutdown = CancellationToken::new();
     let engine = Engine::start(
         store.clone(),
-        EngineConfig::default(),
+        engine_config,
         Arc::new(clock.clone()),
         &tracker,
         shutdown.clone(),

@@ -6,6 +6,7 @@
 //! - `auth`: keys, scopes, the open health check.
 //! - `lifecycle`: a return from request to close through the right partners.
 //! - `idempotency`: replays, reused keys, per-partner keys.
+//! - `deliveries`: the exception queue: list, show, retry, skip, cancel.
 //! - `bad_input`: every malformed request is a problem and stores nothing.
 //! - `queries`: list filters, the timeline, the backlog.
 //! - `routes`: the route table against the router and the OpenAPI document.
@@ -17,6 +18,7 @@
 
 mod auth;
 mod bad_input;
+mod deliveries;
 mod helpers;
 mod idempotency;
 mod lifecycle;

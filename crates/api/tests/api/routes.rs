@@ -52,9 +52,25 @@ async fn every_route_of_the_table_is_served_and_documented() {
             Access::Open => assert_eq!(op["security"], Value::Array(vec![])),
             Access::AnyKey => assert!(op["security"][0]["bearer"].is_array()),
         }
-        if route.verb == backhaul_api::Verb::Post {
-            let params = op["parameters"].to_string();
-            assert!(params.contains("IdempotencyKey"), "{}", route.path);
+        let params = op["parameters"].to_string();
+        assert_eq!(
+            params.contains("IdempotencyKey"),
+            route.idempotency_key,
+            "{}",
+            route.path
+        );
+        // Every lifecycle command takes a key; only operator actions on
+        // deliveries are POSTs without one.
+        if route.verb == backhaul_api::Verb::Post && !route.idempotency_key {
+            assert!(route.path.starts_with("/v1/deliveries/"), "{}", route.path);
+        }
+        if route.path.contains("{id}") {
+            let expected = if route.path.starts_with("/v1/deliveries/") {
+                "DeliveryId"
+            } else {
+                "ReturnId"
+            };
+            assert!(params.contains(expected), "{}: {params}", route.path);
         }
 
         // The router serves the same (method, path): without a key it is a

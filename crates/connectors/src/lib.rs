@@ -1,0 +1,144 @@
+//! Connectors: the sinks that deliver the hub's actions to external systems,
+//! one folder per connector, all of the same shape:
+//! - `config.rs`: nothing beyond [`ConnectorConfig`] so far (shared);
+//! - `mapping.rs`: the wire format, canonical [`Action`] to the target's
+//!   request and the target's answer back to an [`ActionResult`], pure and
+//!   tested on fixtures;
+//! - the sink itself is the shared [`http::JsonHttpSink`], which owns the
+//!   transport, the idempotency header and the classification of failures.
+//!
+//! Wire formats are apart from transports: a mapping never sees a socket,
+//! and the [`http::Transport`] is either a real HTTP client or an in-process
+//! axum router (the simulators in `demo` and in tests), with the same bytes
+//! on both.
+//!
+//! Layout:
+//! - `http`: transports, the JSON-over-HTTP sink, failure classification.
+//! - `sim_erp`, `sim_wms`, `sim_carrier`, `sim_portal`: the mappings for the
+//!   built-in simulators' wire contracts (`backhaul-sim`).
+//! - `registry` (this file): config → build.
+//!
+//! [`Action`]: backhaul_domain::action::Action
+//! [`ActionResult`]: backhaul_domain::action::ActionResult
+
+pub mod http;
+mod sim_carrier;
+mod sim_erp;
+mod sim_portal;
+mod sim_wms;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use backhaul_domain::action::Target;
+use backhaul_domain::values::ExternalRef;
+use backhaul_engine::{DeliveryPolicy, Sink, Sinks};
+use serde::{Deserialize, Serialize};
+
+use crate::http::{InProcess, JsonHttpSink, Mapping, Remote, Transport};
+
+/// The kinds of connector this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorKind {
+    /// The built-in ERP simulator's REST contract.
+    SimErp,
+    /// The built-in WMS simulator's REST contract.
+    SimWms,
+    /// The built-in carrier simulator's REST contract.
+    SimCarrier,
+    /// The built-in portal simulator's REST contract.
+    SimPortal,
+}
+
+impl ConnectorKind {
+    /// The system a connector of this kind serves.
+    pub fn target(self) -> Target {
+        match self {
+            ConnectorKind::SimErp => Target::Erp,
+            ConnectorKind::SimWms => Target::Wms,
+            ConnectorKind::SimCarrier => Target::Carrier,
+            ConnectorKind::SimPortal => Target::Portal,
+        }
+    }
+
+    fn mapping(self) -> Arc<dyn Mapping> {
+        match self {
+            ConnectorKind::SimErp => Arc::new(sim_erp::ErpMapping),
+            ConnectorKind::SimWms => Arc::new(sim_wms::WmsMapping),
+            ConnectorKind::SimCarrier => Arc::new(sim_carrier::CarrierMapping),
+            ConnectorKind::SimPortal => Arc::new(sim_portal::PortalMapping),
+        }
+    }
+}
+
+/// One connector's settings (`[connectors.<target>]` in the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    pub kind: ConnectorKind,
+    /// Base URL of the target (`http://127.0.0.1:7001`). Empty means the
+    /// in-process simulator, which only `demo` and tests provide.
+    #[serde(default)]
+    pub url: String,
+    /// The name documents from this system carry on the return; defaults to
+    /// the target's name (`erp`…).
+    #[serde(default)]
+    pub system: Option<String>,
+    /// Retries, throttling, timeouts and the circuit breaker.
+    #[serde(default)]
+    pub delivery: DeliveryPolicy,
+}
+
+/// Why connectors could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("connectors.{target}: {message}")]
+    Invalid { target: String, message: String },
+}
+
+/// Builds the configured sinks. `in_process` supplies routers for
+/// connectors without a URL (the embedded simulators).
+pub fn build(
+    connectors: &BTreeMap<String, ConnectorConfig>,
+    in_process: &BTreeMap<Target, axum::Router>,
+) -> Result<Sinks, BuildError> {
+    let mut sinks = Vec::new();
+    for (name, config) in connectors {
+        let invalid = |message: String| BuildError::Invalid {
+            target: name.clone(),
+            message,
+        };
+        let target = config.kind.target();
+        if name != target.as_str() {
+            return Err(invalid(format!(
+                "a {:?} connector serves `{}`; name the section [connectors.{}]",
+                config.kind,
+                target.as_str(),
+                target.as_str()
+            )));
+        }
+        config
+            .delivery
+            .validate()
+            .map_err(|m| invalid(format!("delivery: {m}")))?;
+        let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
+            .map_err(|e| invalid(format!("system: {e}")))?;
+        let transport: Arc<dyn Transport> = if config.url.is_empty() {
+            let router = in_process.get(&target).ok_or_else(|| {
+                invalid("url is empty and no in-process simulator runs here".to_owned())
+            })?;
+            Arc::new(InProcess::new(router.clone()))
+        } else {
+            Arc::new(Remote::new(&config.url).map_err(|m| invalid(format!("url: {m}")))?)
+        };
+        let sink: Arc<dyn Sink> = Arc::new(JsonHttpSink::new(
+            target,
+            system,
+            transport,
+            config.kind.mapping(),
+        ));
+        sinks.push((sink, config.delivery.clone()));
+    }
+    Ok(sinks)
+}

@@ -1,0 +1,116 @@
+//! The ERP simulator's REST contract (`backhaul-sim`, kind `erp`): return
+//! orders, inventory adjustments and credit memos. Quantities and amounts
+//! travel as decimal strings.
+
+use backhaul_domain::action::{Action, ActionKind, ActionResult};
+use backhaul_domain::values::Money;
+use backhaul_engine::{DeliveryRequest, SinkError};
+use http::Method;
+use serde_json::{Value, json};
+
+use crate::http::{Mapping, WireRequest, wire};
+
+pub(crate) struct ErpMapping;
+
+fn money_amount(m: Option<Money>) -> Value {
+    m.map_or(Value::Null, |m| Value::String(m.amount().to_string()))
+}
+
+fn currency(action: &Action) -> Option<String> {
+    action
+        .lines
+        .iter()
+        .find_map(|l| l.unit_price.or(l.amount))
+        .map(|m| m.currency().to_string())
+}
+
+impl Mapping for ErpMapping {
+    fn encode(&self, request: &DeliveryRequest<'_>) -> Result<WireRequest, SinkError> {
+        let a = request.action;
+        let unsupported = || {
+            SinkError::business(
+                "unsupported_action",
+                format!("the ERP connector does not handle {}", a.kind.as_str()),
+            )
+        };
+        let (path, body) = match a.kind {
+            ActionKind::ErpReturnOrder => (
+                "/erp/return-orders",
+                json!({
+                    "rma": a.rma_number,
+                    "return_id": a.return_id,
+                    "customer": a.customer,
+                    "order_ref": a.order_ref,
+                    "currency": currency(a),
+                    "lines": a.lines.iter().map(|l| json!({
+                        "line_no": l.line_no,
+                        "sku": l.sku,
+                        "quantity": l.quantity,
+                        "unit_price": money_amount(l.unit_price),
+                    })).collect::<Vec<_>>(),
+                }),
+            ),
+            ActionKind::ErpInventoryAdjustment => (
+                "/erp/inventory-adjustments",
+                json!({
+                    "rma": a.rma_number,
+                    "return_order": wire::prerequisite(request, ActionKind::ErpReturnOrder)?,
+                    "site": a.site,
+                    "lines": a.lines.iter().map(|l| json!({
+                        "line_no": l.line_no,
+                        "sku": l.sku,
+                        "quantity": l.quantity,
+                        "disposition": l.disposition,
+                    })).collect::<Vec<_>>(),
+                }),
+            ),
+            ActionKind::ErpCreditMemo => (
+                "/erp/credit-memos",
+                json!({
+                    "rma": a.rma_number,
+                    "return_order": wire::prerequisite(request, ActionKind::ErpReturnOrder)?,
+                    "currency": currency(a),
+                    "lines": a.lines.iter().map(|l| json!({
+                        "line_no": l.line_no,
+                        "sku": l.sku,
+                        "quantity": l.quantity,
+                        "amount": money_amount(l.amount),
+                    })).collect::<Vec<_>>(),
+                }),
+            ),
+            ActionKind::WmsExpectedReceipt
+            | ActionKind::WmsCancelExpectedReceipt
+            | ActionKind::CarrierLabel
+            | ActionKind::CarrierVoidLabel
+            | ActionKind::PortalStatus => return Err(unsupported()),
+        };
+        Ok(WireRequest {
+            method: Method::POST,
+            path: path.to_owned(),
+            body,
+        })
+    }
+
+    fn decode(&self, request: &DeliveryRequest<'_>, body: &Value) -> Result<ActionResult, String> {
+        let mut result = wire::document(body, "number")?;
+        if request.action.kind == ActionKind::ErpCreditMemo
+            && let ActionResult::Document { amount, .. } = &mut result
+        {
+            let raw = body
+                .get("amount")
+                .and_then(Value::as_str)
+                .ok_or_else(|| format!("a credit memo answer without `amount`: {body}"))?;
+            let currency = currency(request.action)
+                .ok_or_else(|| "a credit memo without amounts".to_owned())?;
+            *amount = Some(parse_money(raw, &currency)?);
+        }
+        Ok(result)
+    }
+}
+
+/// The credit memo's amount; the simulator answers in the currency of the
+/// request without naming it.
+fn parse_money(raw: &str, currency: &str) -> Result<Money, String> {
+    let value = json!({ "amount": raw, "currency": currency });
+    serde_json::from_value(value).map_err(|e| format!("amount `{raw}`: {e}"))
+}
