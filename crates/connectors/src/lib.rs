@@ -1,11 +1,12 @@
 //! Connectors: the sinks that deliver the hub's actions to external systems,
-//! one folder per connector, all of the same shape:
-//! - `config.rs`: nothing beyond [`ConnectorConfig`] so far (shared);
-//! - `mapping.rs`: the wire format, canonical [`Action`] to the target's
-//!   request and the target's answer back to an [`ActionResult`], pure and
-//!   tested on fixtures;
-//! - the sink itself is the shared [`http::JsonHttpSink`], which owns the
-//!   transport, the idempotency header and the classification of failures.
+//! one folder per connector, all of the same shape: the folder holds only the
+//! connector's wire format, a pure [`http::Mapping`] from the canonical
+//! [`Action`] to the target's request and from the target's answer back to
+//! an [`ActionResult`] (tested on fixtures in `tests/connectors/fixtures`).
+//! Configuration is the shared [`ConnectorConfig`]; the sink is the shared
+//! [`http::JsonHttpSink`], which owns the transport, the idempotency header
+//! and the classification of failures. Every connector passes the contract
+//! table in `tests/connectors/contract.rs`.
 //!
 //! Wire formats are apart from transports: a mapping never sees a socket,
 //! and the [`http::Transport`] is either a real HTTP client or an in-process

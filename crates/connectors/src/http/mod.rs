@@ -95,7 +95,13 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(base: &str) -> Result<Remote, String> {
-        let base = url::Url::parse(base).map_err(|e| format!("`{base}`: {e}"))?;
+        let mut base = url::Url::parse(base).map_err(|e| format!("`{base}`: {e}"))?;
+        // Paths are joined relative to the base, so a base with a path
+        // prefix (a gateway's `/erp-sim/`) keeps it.
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
         if base.scheme() != "http" {
             return Err(format!(
                 "`{base}`: only http:// is supported by this build (no TLS stack compiled in)"
@@ -117,7 +123,10 @@ impl Transport for Remote {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-            let url = self.base.join(path).map_err(|e| e.to_string())?;
+            let url = self
+                .base
+                .join(path.trim_start_matches('/'))
+                .map_err(|e| e.to_string())?;
             let response = self
                 .client
                 .request(parts.method, url)
@@ -294,6 +303,22 @@ pub(crate) mod wire {
                 ),
             )
         })
+    }
+
+    /// `value` as one URL path segment: every byte outside RFC 3986's
+    /// unreserved characters percent-encoded. Document numbers may contain
+    /// `/` (`ASN/2025/17`) or `#`, which would otherwise add path segments
+    /// or start a fragment and send the request to another resource.
+    pub(crate) fn path_segment(value: &str) -> String {
+        let mut out = String::with_capacity(value.len());
+        for byte in value.bytes() {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(byte));
+            } else {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        }
+        out
     }
 
     /// A document number from a string field of the answer.

@@ -7,7 +7,7 @@ use backhaul_engine::{DeliveryRequest, SinkError};
 use http::Method;
 use serde_json::{Value, json};
 
-use crate::http::{Mapping, WireRequest};
+use crate::http::{Mapping, WireRequest, wire};
 
 pub(crate) struct CarrierMapping;
 
@@ -32,7 +32,10 @@ impl Mapping for CarrierMapping {
                 })?;
                 Ok(WireRequest {
                     method: Method::POST,
-                    path: format!("/carrier/labels/{tracking}/void"),
+                    path: format!(
+                        "/carrier/labels/{}/void",
+                        wire::path_segment(tracking.as_str())
+                    ),
                     body: json!({ "reason": "return cancelled" }),
                 })
             }

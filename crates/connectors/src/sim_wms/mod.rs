@@ -32,7 +32,10 @@ impl Mapping for WmsMapping {
                 let asn = wire::prerequisite(request, ActionKind::WmsExpectedReceipt)?;
                 Ok(WireRequest {
                     method: Method::POST,
-                    path: format!("/wms/expected-receipts/{asn}/cancel"),
+                    path: format!(
+                        "/wms/expected-receipts/{}/cancel",
+                        wire::path_segment(asn.as_str())
+                    ),
                     body: json!({ "reason": "return cancelled" }),
                 })
             }

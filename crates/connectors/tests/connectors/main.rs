@@ -1,0 +1,33 @@
+//! The connectors' tests, in one binary: every sink driven through
+//! `Sink::deliver` with real delivery requests against the in-memory
+//! simulators of `backhaul-sim` (in process, through their routers), plus
+//! hand-written HTTP fakes where a simulator cannot misbehave the way a test
+//! needs.
+//!
+//! Layout:
+//! - `helpers`: simulators on a manual clock, connectors built with
+//!   `backhaul_connectors::build`, the canonical actions the tests deliver.
+//! - `contract`: what every connector does, as one table over the four.
+//! - `mapping`: the bodies each connector sends, compared with fixtures.
+//! - `prerequisites`: actions that refer to an earlier action's number.
+//! - `faults`: technical and business failures of the simulators and how
+//!   they are classified.
+//! - `fakes`: answers no simulator gives (malformed success bodies, plain
+//!   text errors), from small axum routers.
+//! - `classify`: `http::classify` on its own.
+//! - `build`: configurations `build` refuses.
+//! - `remote`: the real HTTP transport over a socket.
+
+// A test fails by panicking; clippy's test exemption does not reach the
+// helpers of an integration test binary.
+#![allow(clippy::unwrap_used)]
+
+mod build;
+mod classify;
+mod contract;
+mod fakes;
+mod faults;
+mod helpers;
+mod mapping;
+mod prerequisites;
+mod remote;

@@ -1,0 +1,104 @@
+//! The wire format of each connector: the body the simulator stored for
+//! every action kind, compared with the fixture named after the kind
+//! (`fixtures/<kind>.json`), and the kind of document it became. Amounts
+//! and quantities travel as decimal strings, never JSON numbers.
+
+use std::collections::BTreeMap;
+
+use backhaul_domain::action::{ActionKind, Target};
+use backhaul_sim::PostingKind;
+use serde_json::Value;
+
+use crate::helpers::{Connected, action, connect};
+
+fn fixture(kind: ActionKind) -> Value {
+    let path = format!(
+        "{}/tests/connectors/fixtures/{}.json",
+        env!("CARGO_MANIFEST_DIR"),
+        kind.as_str()
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn posting_kind(kind: ActionKind) -> PostingKind {
+    match kind {
+        ActionKind::ErpReturnOrder => PostingKind::ReturnOrder,
+        ActionKind::ErpInventoryAdjustment => PostingKind::InventoryAdjustment,
+        ActionKind::ErpCreditMemo => PostingKind::CreditMemo,
+        ActionKind::WmsExpectedReceipt => PostingKind::ExpectedReceipt,
+        ActionKind::WmsCancelExpectedReceipt => PostingKind::ReceiptCancellation,
+        ActionKind::CarrierLabel => PostingKind::Label,
+        ActionKind::CarrierVoidLabel => PostingKind::LabelVoid,
+        ActionKind::PortalStatus => PostingKind::PortalStatus,
+    }
+}
+
+/// Delivers what `kind` requires, then `kind` itself, the way the
+/// dispatcher orders them.
+async fn deliver_with_prerequisites(connected: &Connected, kind: ActionKind) {
+    let mut prerequisites = BTreeMap::new();
+    for (n, required) in kind.requires().iter().enumerate() {
+        let result = connected
+            .deliver(&action(*required), &format!("prerequisite-{n}"))
+            .await
+            .unwrap();
+        prerequisites.insert(*required, Some(result));
+    }
+    connected
+        .deliver_after(&action(kind), "under-test", &prerequisites)
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+}
+
+#[tokio::test]
+async fn every_action_kind_sends_the_body_of_its_fixture() {
+    for kind in ActionKind::ALL {
+        let connected = connect(kind.target()).await;
+
+        deliver_with_prerequisites(&connected, kind).await;
+
+        let postings = connected.postings().await;
+        let posting = postings
+            .iter()
+            .find(|p| p.idempotency_key == "under-test")
+            .unwrap_or_else(|| panic!("{kind:?} was not stored: {postings:?}"));
+        assert_eq!(posting.kind, posting_kind(kind), "{kind:?}");
+        assert_eq!(posting.body, fixture(kind), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_inventory_adjustment_puts_back_only_the_restocked_units() {
+    let erp = connect(Target::Erp).await;
+
+    deliver_with_prerequisites(&erp, ActionKind::ErpInventoryAdjustment).await;
+
+    // The fixture restocks 2 × SKU-A and scraps 1 × SKU-B.
+    let ledger = erp.sim.ledger().await.unwrap();
+    let inventory: Vec<(String, String)> = ledger
+        .inventory
+        .iter()
+        .map(|(sku, q)| (sku.clone(), q.to_string()))
+        .collect();
+    assert_eq!(inventory, [("SKU-A".to_owned(), "2".to_owned())]);
+    assert_eq!(ledger.counts.inventory_adjustment, 1);
+}
+
+#[tokio::test]
+async fn a_credit_memo_is_booked_in_the_erps_ledger_in_the_actions_currency() {
+    let erp = connect(Target::Erp).await;
+
+    deliver_with_prerequisites(&erp, ActionKind::ErpCreditMemo).await;
+
+    let credits: Vec<(String, String)> = erp
+        .sim
+        .ledger()
+        .await
+        .unwrap()
+        .credits
+        .iter()
+        .map(|(currency, total)| (currency.clone(), total.to_string()))
+        .collect();
+    assert_eq!(credits, [("EUR".to_owned(), "32.25".to_owned())]);
+}
