@@ -77,6 +77,12 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// Print the canonical model's JSON Schema.
     Schema,
+    /// Check the configured connectors: can each target be reached, and how
+    /// many deliveries wait, failed or are done per target.
+    Connectors {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Inspect and operate on outbound deliveries (the exception queue).
     Deliveries {
         #[command(subcommand)]
@@ -259,6 +265,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args, &mut out).await,
+        Cmd::Connectors { config } => {
+            let config = Config::load(config.as_deref())?;
+            check_connectors(&config, &mut out).await
+        }
         Cmd::Deliveries {
             action,
             config,
@@ -282,6 +292,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `backhaul connectors`: a health check of every configured target and the
+/// outbox per target and state. Fails if a target cannot be reached.
+async fn check_connectors(config: &Config, out: &mut impl Write) -> anyhow::Result<()> {
+    use backhaul_store::DeliveryStore;
+
+    let sinks = backhaul_connectors::build(&config.connectors, &std::collections::BTreeMap::new())
+        .context("invalid connector configuration")?;
+    if sinks.is_empty() {
+        writeln!(
+            out,
+            "no connectors configured ([connectors.<target>] sections)"
+        )?;
+        return Ok(());
+    }
+    let store = backhaul_store::AnyStore::open(&config.store)
+        .await
+        .with_context(|| format!("cannot open the store at {}", config.store.url))?;
+    let counts = store.delivery_counts().await?;
+    writeln!(
+        out,
+        "{:<9} {:<8} {:>8} {:>8} {:>10} {:>6}  health",
+        "target", "system", "pending", "done", "exception", "dead"
+    )?;
+    let mut unhealthy = Vec::new();
+    for (sink, _) in &sinks {
+        let target = sink.target().as_str();
+        let count = |state: backhaul_store::DeliveryState| {
+            counts
+                .iter()
+                .find(|(t, s, _)| t == target && *s == state)
+                .map_or(0, |(_, _, n)| *n)
+        };
+        let health = match sink.health().await {
+            Ok(()) => "ok".to_owned(),
+            Err(error) => {
+                unhealthy.push(target.to_owned());
+                format!("unreachable: {error}")
+            }
+        };
+        writeln!(
+            out,
+            "{:<9} {:<8} {:>8} {:>8} {:>10} {:>6}  {health}",
+            target,
+            sink.system().as_str(),
+            count(backhaul_store::DeliveryState::Pending),
+            count(backhaul_store::DeliveryState::Done),
+            count(backhaul_store::DeliveryState::Exception),
+            count(backhaul_store::DeliveryState::Dead),
+        )?;
+    }
+    if !unhealthy.is_empty() {
+        bail!("cannot reach: {}", unhealthy.join(", "));
+    }
+    Ok(())
 }
 
 /// `backhaul sim`: one simulator until SIGINT/SIGTERM.
