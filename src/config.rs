@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use backhaul_api::ApiConfig;
 use std::collections::BTreeMap;
 
-use backhaul_connectors::ConnectorConfig;
+use backhaul_connectors::{ConnectorConfig, SourceConfig};
 use backhaul_engine::{DispatcherConfig, EngineConfig};
 use backhaul_store::StoreConfig;
 use figment::Figment;
@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) connectors: BTreeMap<String, ConnectorConfig>,
     /// How this hub delivers the outbox.
     pub(crate) dispatcher: DispatcherConfig,
+    /// Inbound connectors, by name (e.g. `carrier_tracking`).
+    pub(crate) sources: BTreeMap<String, SourceConfig>,
 }
 
 /// The HTTP listener.
@@ -128,6 +130,14 @@ impl Config {
                 .delivery
                 .validate()
                 .map_err(|e| anyhow::anyhow!("connectors.{name}.delivery: {e}"))?;
+        }
+        for (name, source) in &self.sources {
+            if source.url.is_empty() {
+                bail!("sources.{name}.url: required (http://host:port of the system polled)");
+            }
+            if source.interval_ms == 0 {
+                bail!("sources.{name}.interval_ms: must be above 0");
+            }
         }
         if self.dispatcher.instance.trim().is_empty() {
             bail!("dispatcher.instance: must not be empty");

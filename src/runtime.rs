@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use backhaul_api::{AppState, router};
-use backhaul_engine::{Dispatcher, Engine, SystemClock};
+use backhaul_engine::{Dispatcher, Engine, Inbox, SystemClock};
 use backhaul_store::AnyStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -44,6 +44,13 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     if !dispatcher.targets().is_empty() {
         tracing::info!(targets = ?dispatcher.targets(), "delivering the outbox");
         tracker.spawn(dispatcher.run(shutdown.child_token()));
+    }
+    let sources = backhaul_connectors::build_sources(&config.sources, &BTreeMap::new())
+        .context("invalid source configuration")?;
+    for source in sources {
+        let inbox = Inbox::new(engine.clone(), source.name());
+        tracing::info!(source = source.name(), "receiving");
+        tracker.spawn(source.run(inbox, shutdown.child_token()));
     }
     let addr = config.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)

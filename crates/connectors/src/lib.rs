@@ -16,7 +16,8 @@
 //! Layout:
 //! - `http`: transports, the JSON-over-HTTP sink, failure classification.
 //! - `sim_erp`, `sim_wms`, `sim_carrier`, `sim_portal`: the mappings for the
-//!   built-in simulators' wire contracts (`backhaul-sim`).
+//!   built-in simulators' wire contracts (`backhaul-sim`); `sim_carrier` also
+//!   holds the tracking source, which polls scan feeds into the inbox.
 //! - `registry` (this file): config → build.
 //!
 //! [`Action`]: backhaul_domain::action::Action
@@ -33,7 +34,9 @@ use std::sync::Arc;
 
 use backhaul_domain::action::Target;
 use backhaul_domain::values::ExternalRef;
-use backhaul_engine::{DeliveryPolicy, Sink, Sinks};
+use backhaul_engine::{DeliveryPolicy, Sink, Sinks, Source};
+
+pub use crate::sim_carrier::tracking::{PollReport, TrackingSource};
 use serde::{Deserialize, Serialize};
 
 use crate::http::{InProcess, JsonHttpSink, Mapping, Remote, Transport};
@@ -94,7 +97,7 @@ pub struct ConnectorConfig {
 /// Why connectors could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("connectors.{target}: {message}")]
+    #[error("{target}: {message}")]
     Invalid { target: String, message: String },
 }
 
@@ -107,7 +110,7 @@ pub fn build(
     let mut sinks = Vec::new();
     for (name, config) in connectors {
         let invalid = |message: String| BuildError::Invalid {
-            target: name.clone(),
+            target: format!("connectors.{name}"),
             message,
         };
         let target = config.kind.target();
@@ -125,14 +128,7 @@ pub fn build(
             .map_err(|m| invalid(format!("delivery: {m}")))?;
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
             .map_err(|e| invalid(format!("system: {e}")))?;
-        let transport: Arc<dyn Transport> = if config.url.is_empty() {
-            let router = in_process.get(&target).ok_or_else(|| {
-                invalid("url is empty and no in-process simulator runs here".to_owned())
-            })?;
-            Arc::new(InProcess::new(router.clone()))
-        } else {
-            Arc::new(Remote::new(&config.url).map_err(|m| invalid(format!("url: {m}")))?)
-        };
+        let transport = transport(&config.url, target, in_process).map_err(invalid)?;
         let sink: Arc<dyn Sink> = Arc::new(JsonHttpSink::new(
             target,
             system,
@@ -142,4 +138,74 @@ pub fn build(
         sinks.push((sink, config.delivery.clone()));
     }
     Ok(sinks)
+}
+
+/// The kinds of source (inbound connector) this build knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Polls the carrier simulator's scan feed of every open label.
+    SimCarrierTracking,
+}
+
+/// One source's settings (`[sources.<name>]` in the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    /// Base URL of the system polled; empty means the in-process simulator.
+    #[serde(default)]
+    pub url: String,
+    /// Time between two polls.
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+}
+
+fn default_interval_ms() -> u64 {
+    5_000
+}
+
+/// Builds the configured sources; `in_process` as for [`build`].
+pub fn build_sources(
+    sources: &BTreeMap<String, SourceConfig>,
+    in_process: &BTreeMap<Target, axum::Router>,
+) -> Result<Vec<Box<dyn Source>>, BuildError> {
+    let mut out: Vec<Box<dyn Source>> = Vec::new();
+    for (name, config) in sources {
+        let invalid = |message: String| BuildError::Invalid {
+            target: format!("sources.{name}"),
+            message,
+        };
+        if config.interval_ms == 0 {
+            return Err(invalid("interval_ms must be above 0".to_owned()));
+        }
+        let target = match config.kind {
+            SourceKind::SimCarrierTracking => Target::Carrier,
+        };
+        let transport = transport(&config.url, target, in_process).map_err(invalid)?;
+        match config.kind {
+            SourceKind::SimCarrierTracking => out.push(Box::new(TrackingSource::new(
+                transport,
+                std::time::Duration::from_millis(config.interval_ms),
+            ))),
+        }
+    }
+    Ok(out)
+}
+
+/// The transport to `url`, or to the in-process simulator of `target` when
+/// `url` is empty.
+fn transport(
+    url: &str,
+    target: Target,
+    in_process: &BTreeMap<Target, axum::Router>,
+) -> Result<Arc<dyn Transport>, String> {
+    if url.is_empty() {
+        let router = in_process
+            .get(&target)
+            .ok_or_else(|| "url is empty and no in-process simulator runs here".to_owned())?;
+        Ok(Arc::new(InProcess::new(router.clone())))
+    } else {
+        Ok(Arc::new(Remote::new(url).map_err(|m| format!("url: {m}"))?))
+    }
 }

@@ -162,6 +162,12 @@ impl Inbox {
         }
     }
 
+    /// The engine behind the inbox, for the queries a source needs (which
+    /// returns to poll for).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Applies a command to an existing return, once per `dedup_key`.
     /// `fingerprint` identifies the message's content: the same key with
     /// another content is refused (`Error::IdempotencyKeyReused`).

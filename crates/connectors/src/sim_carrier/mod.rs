@@ -1,5 +1,8 @@
 //! The carrier simulator's REST contract (`backhaul-sim`, kind `carrier`):
-//! return labels and voids.
+//! return labels and voids (the sink), and its scan feeds (the source, in
+//! `tracking`).
+
+pub(crate) mod tracking;
 
 use backhaul_domain::action::{ActionKind, ActionResult};
 use backhaul_domain::model::Label;

@@ -17,6 +17,7 @@
 //! - `classify`: `http::classify` on its own.
 //! - `build`: configurations `build` refuses.
 //! - `remote`: the real HTTP transport over a socket.
+//! - `tracking`: the carrier tracking source polled into the inbox.
 
 // A test fails by panicking; clippy's test exemption does not reach the
 // helpers of an integration test binary.
@@ -31,3 +32,4 @@ mod helpers;
 mod mapping;
 mod prerequisites;
 mod remote;
+mod tracking;
