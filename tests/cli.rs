@@ -42,8 +42,39 @@ fn demo_drives_returns_to_the_end_and_reconciles() {
     );
     assert!(out.contains("Backhaul demo: 40 returns"), "{out}");
     assert!(out.contains("closed"), "{out}");
+    // Every connector delivered through its simulator; the ERP refused the
+    // return orders with the SKU its item master lacks, and the operator's
+    // corrected retries went through.
+    let header = row(&out, "deliveries");
+    assert_eq!(
+        header,
+        ["done", "retried", "exceptions", "fixed", "dead"],
+        "{out}"
+    );
+    for target in ["erp", "wms", "carrier", "portal"] {
+        let counts = numbers(&row(&out, target)[..5]);
+        assert!(counts[0] > 0, "nothing delivered to {target}:\n{out}");
+    }
+    let erp = numbers(&row(&out, "erp")[..5]);
+    assert!(erp[2] >= 1, "no exception in the ERP's queue:\n{out}");
+    assert!(erp[3] >= erp[2], "exceptions left unfixed:\n{out}");
+    // The ERP's ledger matches the hub line by line.
+    assert!(out.contains("ERP ledger vs hub"), "{out}");
+    for what in ["credits USD", "inventory", "return orders", "ERP documents"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(what))
+            .unwrap_or_else(|| panic!("no {what} line:\n{out}"));
+        let values: Vec<&str> = line[28..].split_whitespace().take(2).collect();
+        assert_eq!(values[0], values[1], "{line}");
+    }
     assert!(out.contains("reconciled             yes"), "{out}");
-    // The demo's database is left for inspection and can be replayed.
+    // The databases of the hub and of the simulators are left for
+    // inspection, and the hub's can be replayed.
+    for system in ["erp", "wms", "carrier", "portal"] {
+        let file = format!("sim-{system}.db");
+        assert!(dir.path().join("demo").join(file).exists());
+    }
     let db = dir.path().join("demo").join("backhaul.db");
     assert!(db.exists());
     let replayed = run_ok(
@@ -53,6 +84,19 @@ fn demo_drives_returns_to_the_end_and_reconciles() {
             .arg("replay"),
     );
     assert!(replayed.contains("into 40 return summaries"), "{replayed}");
+}
+
+/// The cells of the summary row that starts with `first`.
+fn row(out: &str, first: &str) -> Vec<String> {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(first))
+        .unwrap_or_else(|| panic!("no {first} row:\n{out}"));
+    line.split_whitespace().skip(1).map(str::to_owned).collect()
+}
+
+fn numbers(cells: &[String]) -> Vec<u64> {
+    cells.iter().map(|c| c.parse().unwrap()).collect()
 }
 
 #[test]
