@@ -272,6 +272,14 @@ impl Connector {
         match outcome {
             // A business rejection proves the target is up.
             Ok(_) | Err(SinkError::Business { .. }) => *b = Breaker::Closed { failures: 0 },
+            // Throttled: the target is up and said when to come back.
+            Err(SinkError::Technical {
+                status: Some(429), ..
+            }) => {
+                if *b == Breaker::HalfOpen {
+                    *b = Breaker::Closed { failures: 0 };
+                }
+            }
             Err(SinkError::Technical { .. }) => {
                 *b = match *b {
                     Breaker::Closed { failures }
@@ -604,7 +612,16 @@ impl Dispatcher {
                     SinkError::Technical { retry_after, .. } => *retry_after,
                     SinkError::Business { .. } => None,
                 };
-                if d.attempts >= c.policy.max_attempts {
+                // A 429 is the target pacing us, not failing: it never
+                // turns a delivery into a dead letter.
+                let throttled = matches!(
+                    &error,
+                    SinkError::Technical {
+                        status: Some(429),
+                        ..
+                    }
+                );
+                if d.attempts >= c.policy.max_attempts && !throttled {
                     tracing::warn!(%error, "attempts exhausted: dead letter");
                     Finish::Dead {
                         error: to_json(&error),
@@ -756,8 +773,16 @@ fn json_error(code: &str, message: &str) -> JsonText {
 
 /// A business rejection as the exception queue shows it: the target's error
 /// plus who should look at it first.
+/// A 400 means the hub sent something the target cannot read: a contract
+/// problem for the integration team, not a business decision.
 fn business_error(error: &SinkError, kind: ActionKind) -> JsonText {
     let mut value = serde_json::to_value(error).unwrap_or(serde_json::Value::Null);
-    value["suggested_owner"] = serde_json::Value::String(kind.suggested_owner().to_owned());
+    let owner = match error {
+        SinkError::Business {
+            status: Some(400), ..
+        } => "integration",
+        SinkError::Business { .. } | SinkError::Technical { .. } => kind.suggested_owner(),
+    };
+    value["suggested_owner"] = serde_json::Value::String(owner.to_owned());
     JsonText::from(value)
 }

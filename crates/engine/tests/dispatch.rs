@@ -799,6 +799,38 @@ async fn a_unit_is_never_on_two_credit_memos(h: Hub) {
     h.stop().await;
 }
 
+/// A target that keeps answering 429 is pacing the hub, not failing: the
+/// delivery waits as long as it asks and never becomes a dead letter, and
+/// the breaker stays closed.
+async fn throttling_never_dead_letters(h: Hub) {
+    let throttled: VecDeque<SinkError> = (0..5)
+        .map(|_| SinkError::Technical {
+            code: "rate_limited".into(),
+            message: "429".into(),
+            status: Some(429),
+            retry_after: Some(Duration::from_secs(1)),
+        })
+        .collect();
+    h.script
+        .lock()
+        .unwrap()
+        .failures
+        .insert(ActionKind::ErpReturnOrder, throttled);
+    h.approved_return("1").await;
+    for _ in 0..8 {
+        h.settle().await;
+        h.clock.advance(chrono::Duration::minutes(2));
+    }
+    assert!(h.deliveries(DeliveryState::Dead).await.is_empty());
+    assert_eq!(
+        h.calls(ActionKind::ErpReturnOrder).len(),
+        6,
+        "five 429s, then through"
+    );
+    assert_eq!(h.dispatcher.stats()[&Target::Erp].breaker, "closed");
+    h.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($check:ident => $setup:expr),* $(,)?) => {
         mod sqlite {
@@ -867,4 +899,5 @@ on_both_backends!(
     inbox_drops_duplicates_and_folds_late_events => super::Setup::default(),
     lost_lease_is_delivered_again_with_the_same_key => super::Setup::default(),
     a_unit_is_never_on_two_credit_memos => super::Setup::default(),
+    throttling_never_dead_letters => super::retries(2),
 );

@@ -335,10 +335,16 @@ pub(crate) struct StreamDelivery {
 
 /// The statements a claim needs, on an open write transaction.
 pub(crate) trait ClaimTx: Send {
-    /// Pending deliveries due at `now` whose lease is free, in due order.
+    /// Pending deliveries due at `now` whose lease is free, for one of
+    /// `targets`, at the head of their lane (no earlier delivery of the same
+    /// stream and target pending, dead or in the exception queue), in due
+    /// order. Filtering lanes and targets here, not after the scan, keeps
+    /// rows that cannot go from filling the scan window and starving rows
+    /// that can.
     fn due(
         &mut self,
         now: DateTime<Utc>,
+        targets: &[String],
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
 
@@ -377,11 +383,13 @@ pub(crate) async fn claim<T: ClaimTx>(tx: &mut T, request: &ClaimRequest) -> Res
     if quota.values().all(|q| *q == 0) {
         return Ok(Vec::new());
     }
-    let due = tx.due(request.now, request.scan_limit).await?;
-    let due: Vec<Delivery> = due
-        .into_iter()
-        .filter(|d| quota.get(&d.target).is_some_and(|q| *q > 0))
+    let mut targets: Vec<String> = quota
+        .iter()
+        .filter(|(_, q)| **q > 0)
+        .map(|(t, _)| t.clone())
         .collect();
+    targets.sort();
+    let due = tx.due(request.now, &targets, request.scan_limit).await?;
     if due.is_empty() {
         return Ok(Vec::new());
     }

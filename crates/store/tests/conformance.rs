@@ -166,6 +166,7 @@ conformance!(
     finish_requires_the_lease_and_happens_once,
     operator_actions_follow_the_state_and_are_audited,
     cancelled_prerequisite_sends_dependants_to_the_exception_queue,
+    rows_that_cannot_go_do_not_fill_the_claim_window,
 );
 
 // ---------------------------------------------------------------------------
@@ -1725,4 +1726,35 @@ async fn cancelled_prerequisite_sends_dependants_to_the_exception_queue(store: A
             .map(|e| e.to_value()["code"].clone()),
         Some(json!("prerequisite_cancelled"))
     );
+}
+
+async fn rows_that_cannot_go_do_not_fill_the_claim_window(store: AnyStore) {
+    let a = Uuid::now_v7();
+    let b = Uuid::now_v7();
+    commit_ok(
+        &store,
+        vec![
+            with_deliveries(
+                append(a, 0, 1),
+                vec![
+                    delivery("portal", "portal_status", "a:1", &[]),
+                    delivery("portal", "portal_status", "a:2", &[]),
+                    delivery("portal", "portal_status", "a:3", &[]),
+                    delivery("erp", "erp_return_order", "a:ro", &[]),
+                ],
+            ),
+            with_deliveries(
+                append(b, 0, 1),
+                vec![delivery("portal", "portal_status", "b:1", &[])],
+            ),
+        ],
+    )
+    .await;
+    let mut one = claim_at(10, "hub-1", &[("portal", 1)]);
+    one.scan_limit = 1;
+    assert_eq!(keys(&claim(&store, &one).await), vec!["a:1"]);
+    // a:1 is leased, a:2 and a:3 wait behind it, the ERP has no quota: with
+    // a window of one row, b:1 must still be found.
+    one.quota.insert("erp".to_owned(), 0);
+    assert_eq!(keys(&claim(&store, &one).await), vec!["b:1"]);
 }

@@ -56,8 +56,11 @@ impl Mapping for ErpMapping {
                     "rma": a.rma_number,
                     "return_order": wire::prerequisite(request, ActionKind::ErpReturnOrder)?,
                     "site": a.site,
-                    "lines": a.lines.iter().map(|l| json!({
-                        "line_no": l.line_no,
+                    // The adjustment's own line numbers: one return line
+                    // split over two dispositions is two adjustment lines,
+                    // and the ERP wants each number once.
+                    "lines": a.lines.iter().enumerate().map(|(n, l)| json!({
+                        "line_no": n + 1,
                         "sku": l.sku,
                         "quantity": l.quantity,
                         "disposition": l.disposition,

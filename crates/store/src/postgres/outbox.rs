@@ -92,14 +92,27 @@ struct PgOutboxTx<'t> {
 }
 
 impl ClaimTx for PgOutboxTx<'_> {
-    async fn due(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
+    async fn due(
+        &mut self,
+        now: DateTime<Utc>,
+        targets: &[String],
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' \
-             AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
-             ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d WHERE d.state = 'pending' \
+             AND d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until <= $1) \
+             AND d.target = ANY($2) \
+             AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.stream_id = d.stream_id \
+             AND p.target = d.target AND p.id < d.id \
+             AND p.state IN ('pending', 'dead', 'exception')) \
+             ORDER BY d.next_attempt_at, d.id LIMIT $3 FOR UPDATE SKIP LOCKED"
         );
         sqlx::query(&sql)
             .bind(now)
+            .bind(targets)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&mut *self.conn)
             .await?

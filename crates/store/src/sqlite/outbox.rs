@@ -101,15 +101,34 @@ struct SqliteOutboxTx<'t> {
 }
 
 impl ClaimTx for SqliteOutboxTx<'_> {
-    async fn due(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Delivery>> {
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE state = 'pending' \
-             AND next_attempt_at <= ?1 AND (lease_until IS NULL OR lease_until <= ?1) \
-             ORDER BY next_attempt_at, id LIMIT ?2"
-        );
-        sqlx::query(&sql)
-            .bind(ts(&now))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    async fn due(
+        &mut self,
+        now: DateTime<Utc>,
+        targets: &[String],
+        limit: usize,
+    ) -> Result<Vec<Delivery>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ");
+        qb.push(DELIVERY_COLUMNS)
+            .push(" FROM deliveries d WHERE d.state = 'pending' AND d.next_attempt_at <= ")
+            .push_bind(ts(&now))
+            .push(" AND (d.lease_until IS NULL OR d.lease_until <= ")
+            .push_bind(ts(&now))
+            .push(") AND d.target IN (");
+        let mut list = qb.separated(", ");
+        for t in targets {
+            list.push_bind(t.clone());
+        }
+        qb.push(
+            ") AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.stream_id = d.stream_id \
+             AND p.target = d.target AND p.id < d.id \
+             AND p.state IN ('pending', 'dead', 'exception')) \
+             ORDER BY d.next_attempt_at, d.id LIMIT ",
+        )
+        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        qb.build()
             .fetch_all(&mut *self.conn)
             .await?
             .iter()
