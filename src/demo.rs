@@ -772,10 +772,6 @@ pub(crate) async fn run(
         engine.clone(),
         DispatcherConfig {
             instance: "demo".to_owned(),
-            // Every due row is looked at: with a few hundred returns, the
-            // rows waiting behind the head of their lane outnumber the
-            // default and would hide the heads.
-            scan_limit: 100_000,
             ..DispatcherConfig::default()
         },
         sinks,
