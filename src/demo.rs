@@ -811,6 +811,7 @@ pub(crate) async fn run(
         router: router(AppState {
             engine: engine.clone(),
             config: ApiConfig::default(),
+            dispatcher: None,
         }),
         tokens,
         counters: Counters::default(),

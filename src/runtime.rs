@@ -41,7 +41,8 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let dispatcher = Dispatcher::new(engine.clone(), config.dispatcher.clone(), sinks)
         .map_err(|e| anyhow::anyhow!("dispatcher: {e}"))?;
-    if !dispatcher.targets().is_empty() {
+    let connected = (!dispatcher.targets().is_empty()).then(|| dispatcher.clone());
+    if connected.is_some() {
         tracing::info!(targets = ?dispatcher.targets(), "delivering the outbox");
         tracker.spawn(dispatcher.run(shutdown.child_token()));
     }
@@ -71,6 +72,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let app = router(AppState {
         engine,
         config: config.api.clone(),
+        dispatcher: connected,
     });
     // In-flight requests get a grace period; a client that stalls longer
     // does not hold the shutdown (its request is dropped, nothing half-stored:

@@ -534,6 +534,17 @@ async fn crash_run(store_url: &str, dir: &Path, label: &str) {
             .count();
         assert!(memos == 1 || memos == 2, "{r}");
     }
+    let connectors = d.get(&mut hub, "/v1/connectors").await;
+    let items = connectors["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4, "{connectors}");
+    for c in items {
+        assert_eq!(c["health"], "ok", "{c}");
+        assert_eq!(c["pending"], 0, "{c}");
+        assert!(
+            c["done"].as_i64().unwrap() >= i64::try_from(RETURNS).unwrap(),
+            "{c}"
+        );
+    }
     hub.stop();
 
     // What the systems received.

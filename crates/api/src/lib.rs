@@ -71,6 +71,9 @@ pub struct AppState {
     /// for API key lookups.
     pub engine: Engine,
     pub config: ApiConfig,
+    /// The outbox's dispatcher, for `/v1/connectors`; `None` when no system
+    /// is connected.
+    pub dispatcher: Option<backhaul_engine::Dispatcher>,
 }
 
 /// The API as an axum router, state applied.

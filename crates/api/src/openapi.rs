@@ -70,6 +70,7 @@ fn component_schemas() -> Map<String, Value> {
     add::<ReturnList>(&mut generator);
     add::<Timeline>(&mut generator);
     add::<Backlog>(&mut generator);
+    add::<crate::routes::v1::connectors::Connectors>(&mut generator);
     add::<DeliveryQuery>(&mut generator);
     add::<DeliveryList>(&mut generator);
     add::<DeliveryView>(&mut generator);

@@ -400,6 +400,15 @@ impl Dispatcher {
         self.inner.connectors.keys().copied().collect()
     }
 
+    /// The system name each target's documents carry.
+    pub fn systems(&self) -> BTreeMap<Target, String> {
+        self.inner
+            .connectors
+            .iter()
+            .map(|(t, c)| (*t, c.sink.system().to_string()))
+            .collect()
+    }
+
     /// Counters per connector.
     pub fn stats(&self) -> BTreeMap<Target, ConnectorStats> {
         self.inner

@@ -654,3 +654,15 @@ async fn no_key_no_queue() {
     }
     assert_eq!(ids_of(app, "?state=exception").await.len(), 2);
 }
+
+/// Without connected systems the connectors list is empty; it needs the
+/// operators' scope.
+#[tokio::test]
+async fn connectors_list_needs_the_scope_and_is_empty_without_systems() {
+    let app = crate::helpers::spawn_app().await;
+    let listed = app.get("ops", "/v1/connectors").await;
+    assert_eq!(listed.assert_ok(200)["items"], json!([]));
+    app.get("portal", "/v1/connectors")
+        .await
+        .assert_problem(403, "forbidden");
+}

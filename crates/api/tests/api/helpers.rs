@@ -159,6 +159,7 @@ async fn spawn(config: ApiConfig, engine_config: EngineConfig) -> TestApp {
     let router = backhaul_api::router(AppState {
         engine: engine.clone(),
         config,
+        dispatcher: None,
     });
     TestApp {
         router,
