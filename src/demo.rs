@@ -1358,6 +1358,8 @@ struct ReturnFacts {
     credited: Decimal,
     /// Whether it was ever approved (approval authorises at least one unit).
     approved: bool,
+    /// Cancelled or expired: an approved one must have its ERP return order
+    /// cancelled.
     cancelled: bool,
     /// Documents of the ERP linked on the return: (kind, number).
     erp_documents: Vec<(String, String)>,
@@ -1472,7 +1474,7 @@ async fn summarize(
                 currency,
                 credited: dec(&t["credited"]),
                 approved: !dec(&t["authorized"]).is_zero(),
-                cancelled: status == "cancelled",
+                cancelled: status == "cancelled" || status == "expired",
                 erp_documents,
             });
         }
@@ -1632,9 +1634,32 @@ async fn reconcile_erp(
         what: "return orders".to_owned(),
         erp: orders.values().sum::<usize>().to_string(),
         hub: approved.to_string(),
-        note: format!(
-            "one per approved return ({cancelled} cancelled: nothing cancels their order in the ERP)"
-        ),
+        note: "one per approved return".to_owned(),
+    });
+    // Approved returns that were cancelled or expired: their order is
+    // cancelled in the ERP, once.
+    let mut cancellations: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in postings
+        .iter()
+        .filter(|p| p.kind == PostingKind::ReturnOrderCancellation)
+    {
+        *cancellations.entry(p.rma.as_str()).or_default() += 1;
+    }
+    for f in facts {
+        let expected = usize::from(f.approved && f.cancelled);
+        let found = cancellations.get(f.rma.as_str()).copied().unwrap_or(0);
+        if found != expected {
+            s.problems.push(format!(
+                "{}: the ERP cancelled its return order {found} times, expected {expected}",
+                f.rma
+            ));
+        }
+    }
+    s.ledger.push(LedgerLine {
+        what: "orders cancelled".to_owned(),
+        erp: cancellations.values().sum::<usize>().to_string(),
+        hub: cancelled.to_string(),
+        note: "approved returns cancelled or expired".to_owned(),
     });
 
     // Every ERP posting is linked on its return exactly once, as the kind
@@ -1645,7 +1670,8 @@ async fn reconcile_erp(
             PostingKind::ReturnOrder => "erp_return_order",
             PostingKind::InventoryAdjustment => "inventory_adjustment",
             PostingKind::CreditMemo => "credit_memo",
-            PostingKind::ExpectedReceipt
+            PostingKind::ReturnOrderCancellation
+            | PostingKind::ExpectedReceipt
             | PostingKind::ReceiptCancellation
             | PostingKind::Label
             | PostingKind::LabelVoid

@@ -73,6 +73,7 @@ pub enum ActionKind {
     ErpReturnOrder,
     ErpInventoryAdjustment,
     ErpCreditMemo,
+    ErpCancelReturnOrder,
     WmsExpectedReceipt,
     WmsCancelExpectedReceipt,
     CarrierLabel,
@@ -81,10 +82,11 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 8] = [
+    pub const ALL: [ActionKind; 9] = [
         ActionKind::ErpReturnOrder,
         ActionKind::ErpInventoryAdjustment,
         ActionKind::ErpCreditMemo,
+        ActionKind::ErpCancelReturnOrder,
         ActionKind::WmsExpectedReceipt,
         ActionKind::WmsCancelExpectedReceipt,
         ActionKind::CarrierLabel,
@@ -97,6 +99,7 @@ impl ActionKind {
             ActionKind::ErpReturnOrder => "erp_return_order",
             ActionKind::ErpInventoryAdjustment => "erp_inventory_adjustment",
             ActionKind::ErpCreditMemo => "erp_credit_memo",
+            ActionKind::ErpCancelReturnOrder => "erp_cancel_return_order",
             ActionKind::WmsExpectedReceipt => "wms_expected_receipt",
             ActionKind::WmsCancelExpectedReceipt => "wms_cancel_expected_receipt",
             ActionKind::CarrierLabel => "carrier_label",
@@ -113,7 +116,8 @@ impl ActionKind {
         match self {
             ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
-            | ActionKind::ErpCreditMemo => Target::Erp,
+            | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder => Target::Erp,
             ActionKind::WmsExpectedReceipt | ActionKind::WmsCancelExpectedReceipt => Target::Wms,
             ActionKind::CarrierLabel | ActionKind::CarrierVoidLabel => Target::Carrier,
             ActionKind::PortalStatus => Target::Portal,
@@ -124,9 +128,9 @@ impl ActionKind {
     /// one may go: their results carry the numbers this one refers to.
     pub fn requires(self) -> &'static [ActionKind] {
         match self {
-            ActionKind::ErpInventoryAdjustment | ActionKind::ErpCreditMemo => {
-                &[ActionKind::ErpReturnOrder]
-            }
+            ActionKind::ErpInventoryAdjustment
+            | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder => &[ActionKind::ErpReturnOrder],
             ActionKind::WmsCancelExpectedReceipt => &[ActionKind::WmsExpectedReceipt],
             ActionKind::CarrierVoidLabel => &[ActionKind::CarrierLabel],
             ActionKind::ErpReturnOrder
@@ -141,7 +145,8 @@ impl ActionKind {
         match self {
             ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
-            | ActionKind::ErpCreditMemo => "finance",
+            | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder => "finance",
             ActionKind::WmsExpectedReceipt | ActionKind::WmsCancelExpectedReceipt => "warehouse",
             ActionKind::CarrierLabel | ActionKind::CarrierVoidLabel => "logistics",
             ActionKind::PortalStatus => "support",
@@ -326,7 +331,15 @@ pub fn actions(
                 }
                 if after.approved {
                     out.push(base(ActionKind::WmsCancelExpectedReceipt));
+                    out.push(base(ActionKind::ErpCancelReturnOrder));
                 }
+            }
+            // An approved return that expired unshipped: nothing will
+            // arrive, so the warehouse stops expecting it and the ERP
+            // closes its return order.
+            Event::ReturnExpired { .. } if after.approved => {
+                out.push(base(ActionKind::WmsCancelExpectedReceipt));
+                out.push(base(ActionKind::ErpCancelReturnOrder));
             }
             Event::ReturnRequested { .. }
             | Event::ReturnHeldForReview { .. }
@@ -455,6 +468,7 @@ pub fn feedback(action: &Action, result: &ActionResult, system: &ExternalRef) ->
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
             | ActionKind::CarrierLabel
+            | ActionKind::ErpCancelReturnOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::CarrierVoidLabel

@@ -140,6 +140,7 @@ impl Sink for FakeSink {
                 }
                 ActionKind::WmsExpectedReceipt
                 | ActionKind::WmsCancelExpectedReceipt
+                | ActionKind::ErpCancelReturnOrder
                 | ActionKind::CarrierVoidLabel => ActionResult::Accepted,
             };
             s.created.insert(request.key.to_owned(), result.clone());
@@ -831,6 +832,30 @@ async fn throttling_never_dead_letters(h: Hub) {
     h.stop().await;
 }
 
+/// A return cancelled after its label: the label is voided, the warehouse
+/// stops expecting it and the ERP cancels its return order, each after the
+/// document it cancels exists.
+async fn cancellation_undoes_what_the_systems_were_told(h: Hub) {
+    let id = h.approved_return("1").await;
+    h.settle().await;
+    h.run(
+        id,
+        json!({"command": "cancel", "reason": "customer kept it"}),
+        "cancel",
+    )
+    .await;
+    h.settle().await;
+    for kind in [
+        ActionKind::CarrierVoidLabel,
+        ActionKind::WmsCancelExpectedReceipt,
+        ActionKind::ErpCancelReturnOrder,
+    ] {
+        assert_eq!(h.calls(kind).len(), 1, "{kind:?}");
+    }
+    assert!(h.deliveries(DeliveryState::Pending).await.is_empty());
+    h.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($check:ident => $setup:expr),* $(,)?) => {
         mod sqlite {
@@ -900,4 +925,5 @@ on_both_backends!(
     lost_lease_is_delivered_again_with_the_same_key => super::Setup::default(),
     a_unit_is_never_on_two_credit_memos => super::Setup::default(),
     throttling_never_dead_letters => super::retries(2),
+    cancellation_undoes_what_the_systems_were_told => super::Setup::default(),
 );

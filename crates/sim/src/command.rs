@@ -11,7 +11,7 @@ use sqlx::SqliteConnection;
 use crate::carrier::{LabelRequest, VoidLabel};
 use crate::config::SimConfig;
 use crate::db::PostingKind;
-use crate::erp::{CreditMemo, InventoryAdjustment, ReturnOrder};
+use crate::erp::{CancelReturnOrder, CreditMemo, InventoryAdjustment, ReturnOrder};
 use crate::error::{Rejection, SimError};
 use crate::portal::StatusUpdate;
 use crate::wms::{CancelReceipt, ExpectedReceipt};
@@ -22,6 +22,7 @@ pub(crate) enum Command {
     ReturnOrder(ReturnOrder),
     InventoryAdjustment(InventoryAdjustment),
     CreditMemo(CreditMemo),
+    CancelReturnOrder(CancelReturnOrder),
     ExpectedReceipt(ExpectedReceipt),
     CancelReceipt(CancelReceipt),
     Label(LabelRequest),
@@ -99,6 +100,7 @@ impl Command {
             Command::ReturnOrder(c) => c.apply(conn, context).await,
             Command::InventoryAdjustment(c) => c.apply(conn, context).await,
             Command::CreditMemo(c) => c.apply(conn, context).await,
+            Command::CancelReturnOrder(c) => c.apply(conn, context).await,
             Command::ExpectedReceipt(c) => c.apply(conn, context).await,
             Command::CancelReceipt(c) => c.apply(conn).await,
             Command::Label(c) => c.apply(conn, context).await,

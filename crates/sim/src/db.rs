@@ -82,6 +82,8 @@ pub enum PostingKind {
     InventoryAdjustment,
     /// ERP `CM-…`.
     CreditMemo,
+    /// ERP cancellation of a return order; its number is the order's.
+    ReturnOrderCancellation,
     /// WMS `ASN-…`.
     ExpectedReceipt,
     /// WMS cancellation of an ASN; its number is the ASN.
@@ -95,10 +97,11 @@ pub enum PostingKind {
 }
 
 impl PostingKind {
-    const ALL: [PostingKind; 8] = [
+    const ALL: [PostingKind; 9] = [
         PostingKind::ReturnOrder,
         PostingKind::InventoryAdjustment,
         PostingKind::CreditMemo,
+        PostingKind::ReturnOrderCancellation,
         PostingKind::ExpectedReceipt,
         PostingKind::ReceiptCancellation,
         PostingKind::Label,
@@ -112,6 +115,7 @@ impl PostingKind {
             PostingKind::ReturnOrder => "return_order",
             PostingKind::InventoryAdjustment => "inventory_adjustment",
             PostingKind::CreditMemo => "credit_memo",
+            PostingKind::ReturnOrderCancellation => "return_order_cancellation",
             PostingKind::ExpectedReceipt => "expected_receipt",
             PostingKind::ReceiptCancellation => "receipt_cancellation",
             PostingKind::Label => "label",

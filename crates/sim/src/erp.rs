@@ -8,6 +8,8 @@
 //!   `unknown_sku`;
 //! - inventory adjustment and credit memo: `return_order` names a stored
 //!   return order, else `unknown_return_order`;
+//! - return order cancellation: names a stored return order, else
+//!   `unknown_return_order`;
 //! - credit memo: same currency as its return order, else
 //!   `currency_mismatch`; total within [`crate::ErpConfig::credit_limit`],
 //!   else `credit_limit_exceeded`.
@@ -44,6 +46,10 @@ pub(crate) fn routes() -> Router<Sim> {
         .route(
             "/erp/inventory-adjustments",
             post(post_inventory_adjustment),
+        )
+        .route(
+            "/erp/return-orders/{number}/cancel",
+            post(post_cancel_return_order),
         )
         .route("/erp/credit-memos", post(post_credit_memo))
         .route("/erp/postings", get(postings))
@@ -266,6 +272,39 @@ impl CreditMemo {
     }
 }
 
+/// `POST /erp/return-orders/{number}/cancel`; the body is empty, `{}` or
+/// `{"reason": "..."}`. The order must exist (`unknown_return_order`) and the
+/// period be open. Cancelling twice with two keys stores both, so a test can
+/// see that the hub sent it twice.
+#[derive(Debug, Clone)]
+pub(crate) struct CancelReturnOrder {
+    number: String,
+}
+
+impl CancelReturnOrder {
+    pub(crate) fn parse(number: String, body: &Value) -> Result<Self, BodyError> {
+        Object::root(body, &["reason"])?.optional_text("reason")?;
+        Ok(CancelReturnOrder { number })
+    }
+
+    pub(crate) async fn apply(
+        self,
+        conn: &mut SqliteConnection,
+        context: &Context<'_>,
+    ) -> Result<Applied, ApplyError> {
+        check_period(context)?;
+        let order = stored_return_order(conn, &self.number).await?;
+        Ok(Applied {
+            kind: PostingKind::ReturnOrderCancellation,
+            response: json!({ "number": self.number, "cancelled": true }),
+            number: Some(self.number),
+            rma: order.rma,
+            status: axum::http::StatusCode::OK,
+            out_of_order: false,
+        })
+    }
+}
+
 fn check_period(context: &Context<'_>) -> Result<(), Rejection> {
     if context.period_closed {
         Err(Rejection::new(
@@ -326,6 +365,7 @@ pub struct LedgerCounts {
     pub return_order: u64,
     pub inventory_adjustment: u64,
     pub credit_memo: u64,
+    pub return_order_cancellation: u64,
 }
 
 pub(crate) async fn ledger(db: &Db) -> Result<Ledger, SimError> {
@@ -334,6 +374,7 @@ pub(crate) async fn ledger(db: &Db) -> Result<Ledger, SimError> {
             PostingKind::ReturnOrder,
             PostingKind::InventoryAdjustment,
             PostingKind::CreditMemo,
+            PostingKind::ReturnOrderCancellation,
         ])
         .await?;
     let mut ledger = Ledger::default();
@@ -351,6 +392,9 @@ pub(crate) async fn ledger(db: &Db) -> Result<Ledger, SimError> {
                 ledger.counts.credit_memo += 1;
                 let memo = reparse(posting, CreditMemo::parse)?;
                 *ledger.credits.entry(memo.currency).or_default() += memo.total;
+            }
+            PostingKind::ReturnOrderCancellation => {
+                ledger.counts.return_order_cancellation += 1;
             }
             PostingKind::ExpectedReceipt
             | PostingKind::ReceiptCancellation
@@ -382,6 +426,25 @@ async fn post_inventory_adjustment(
 ) -> Response {
     pipeline::post(&sim, &headers, &uri, body, BodyRule::Required, |v| {
         InventoryAdjustment::parse(v).map(Command::InventoryAdjustment)
+    })
+    .await
+}
+
+async fn post_cancel_return_order(
+    State(sim): State<Sim>,
+    number: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(axum::extract::Path(number)) = number else {
+        return axum::response::IntoResponse::into_response(Problem::new(
+            Code::NotFound,
+            format!("no route matches {}", uri.path()),
+        ));
+    };
+    pipeline::post(&sim, &headers, &uri, body, BodyRule::Optional, |v| {
+        CancelReturnOrder::parse(number, v).map(Command::CancelReturnOrder)
     })
     .await
 }

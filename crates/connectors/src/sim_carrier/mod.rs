@@ -45,6 +45,7 @@ impl Mapping for CarrierMapping {
             ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::PortalStatus => Err(SinkError::business(
@@ -72,6 +73,7 @@ impl Mapping for CarrierMapping {
             | ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::PortalStatus => Ok(ActionResult::Accepted),

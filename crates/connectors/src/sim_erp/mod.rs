@@ -81,6 +81,17 @@ impl Mapping for ErpMapping {
                     })).collect::<Vec<_>>(),
                 }),
             ),
+            ActionKind::ErpCancelReturnOrder => {
+                let number = wire::prerequisite(request, ActionKind::ErpReturnOrder)?;
+                return Ok(WireRequest {
+                    method: Method::POST,
+                    path: format!(
+                        "/erp/return-orders/{}/cancel",
+                        wire::path_segment(number.as_str())
+                    ),
+                    body: json!({ "reason": "return cancelled" }),
+                });
+            }
             ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::CarrierLabel
@@ -95,6 +106,9 @@ impl Mapping for ErpMapping {
     }
 
     fn decode(&self, request: &DeliveryRequest<'_>, body: &Value) -> Result<ActionResult, String> {
+        if request.action.kind == ActionKind::ErpCancelReturnOrder {
+            return Ok(ActionResult::Accepted);
+        }
         let mut result = wire::document(body, "number")?;
         if request.action.kind == ActionKind::ErpCreditMemo
             && let ActionResult::Document { amount, .. } = &mut result

@@ -42,6 +42,7 @@ impl Mapping for WmsMapping {
             ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder
             | ActionKind::CarrierLabel
             | ActionKind::CarrierVoidLabel
             | ActionKind::PortalStatus => Err(SinkError::business(
@@ -58,6 +59,7 @@ impl Mapping for WmsMapping {
             | ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder
             | ActionKind::CarrierLabel
             | ActionKind::CarrierVoidLabel
             | ActionKind::PortalStatus => Ok(ActionResult::Accepted),

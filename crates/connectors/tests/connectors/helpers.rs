@@ -206,7 +206,9 @@ pub(crate) fn action(kind: ActionKind) -> Action {
             "version": 3,
             "at": "2025-03-03T09:00:00Z",
         }}),
-        ActionKind::WmsCancelExpectedReceipt | ActionKind::CarrierLabel => json!({}),
+        ActionKind::WmsCancelExpectedReceipt
+        | ActionKind::ErpCancelReturnOrder
+        | ActionKind::CarrierLabel => json!({}),
     };
     merge(&mut value, extra);
     serde_json::from_value(value).unwrap()

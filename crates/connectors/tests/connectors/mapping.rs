@@ -26,6 +26,7 @@ fn posting_kind(kind: ActionKind) -> PostingKind {
         ActionKind::ErpReturnOrder => PostingKind::ReturnOrder,
         ActionKind::ErpInventoryAdjustment => PostingKind::InventoryAdjustment,
         ActionKind::ErpCreditMemo => PostingKind::CreditMemo,
+        ActionKind::ErpCancelReturnOrder => PostingKind::ReturnOrderCancellation,
         ActionKind::WmsExpectedReceipt => PostingKind::ExpectedReceipt,
         ActionKind::WmsCancelExpectedReceipt => PostingKind::ReceiptCancellation,
         ActionKind::CarrierLabel => PostingKind::Label,

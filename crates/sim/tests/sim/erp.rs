@@ -247,10 +247,37 @@ async fn the_ledger_sums_credits_and_sellable_inventory() {
         &json!({
             "credits": {"EUR": "123.50", "USD": "7.25"},
             "inventory": {"SKU-1": "3"},
-            "counts": {"return_order": 2, "inventory_adjustment": 2, "credit_memo": 3}
+            "counts": {"return_order": 2, "inventory_adjustment": 2, "credit_memo": 3, "return_order_cancellation": 0}
         })
     );
     let ledger = erp.sim.ledger().await.unwrap();
     assert_eq!(ledger.credits["EUR"], dec("123.50"));
     assert_eq!(ledger.counts.credit_memo, 3);
+}
+
+#[tokio::test]
+async fn a_return_order_can_be_cancelled_once_per_key() {
+    let erp = open(SimKind::Erp).await;
+    let number = erp.return_order("RMA-1", "EUR").await;
+    let path = format!("/erp/return-orders/{number}/cancel");
+    let cancel = erp
+        .post(&path, "x-1", &json!({"reason": "return cancelled"}))
+        .await;
+    assert_eq!(
+        cancel.assert_ok(200),
+        &json!({"number": number, "cancelled": true})
+    );
+    assert!(
+        erp.post(&path, "x-1", &json!({"reason": "return cancelled"}))
+            .await
+            .replayed()
+    );
+    erp.post("/erp/return-orders/RO-999999/cancel", "x-2", &json!({}))
+        .await
+        .assert_problem(422, "unknown_return_order");
+    let ledger = erp.get("/erp/ledger").await;
+    assert_eq!(
+        ledger.assert_ok(200)["counts"]["return_order_cancellation"],
+        1
+    );
 }
