@@ -341,6 +341,16 @@ pub fn actions(
                 out.push(base(ActionKind::WmsCancelExpectedReceipt));
                 out.push(base(ActionKind::ErpCancelReturnOrder));
             }
+            // A label that arrived after the return was cancelled or
+            // expired: nobody will ship with it, so it is voided.
+            Event::LabelIssued { label, .. }
+                if matches!(after.status(), Status::Cancelled | Status::Expired) =>
+            {
+                out.push(Action {
+                    tracking_number: Some(label.tracking_number.clone()),
+                    ..base(ActionKind::CarrierVoidLabel)
+                });
+            }
             Event::ReturnRequested { .. }
             | Event::ReturnHeldForReview { .. }
             | Event::ReturnRejected { .. }

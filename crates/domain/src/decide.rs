@@ -11,7 +11,8 @@
 //! | approve                  | requested, pending review                                  |
 //! | hold_for_review          | requested                                                 |
 //! | reject                   | requested, pending review                                 |
-//! | issue_label              | approved and no label yet (also after an early receipt)   |
+//! | issue_label              | approved and no label yet (also after an early receipt,   |
+//! |                          | and after cancel/expiry: the late label is then voided)    |
 //! | record_carrier_milestone | approved                                                  |
 //! | record_receipt           | approved (before or after the label: goods are goods)     |
 //! | record_inspection        | units await inspection                                    |
@@ -57,8 +58,12 @@ pub fn decide(
         status,
     };
     // Documents may still be linked after the end (a refund confirmation
-    // arrives after closing); everything else stops at a terminal status.
-    if status.is_terminal() && !matches!(command, Command::LinkDocument(_)) {
+    // arrives after closing), and a label the carrier created before a
+    // cancellation or expiry may still arrive: it is recorded so that it
+    // can be voided. Everything else stops at a terminal status.
+    let late_label = matches!(command, Command::IssueLabel(_))
+        && matches!(status, Status::Cancelled | Status::Expired);
+    if status.is_terminal() && !matches!(command, Command::LinkDocument(_)) && !late_label {
         return Err(not_allowed());
     }
     match command {

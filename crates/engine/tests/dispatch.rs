@@ -856,6 +856,39 @@ async fn cancellation_undoes_what_the_systems_were_told(h: Hub) {
     h.stop().await;
 }
 
+/// The label request was still being retried when the return was
+/// cancelled: the carrier creates the label anyway, the hub records it on
+/// the cancelled return and voids it, so no live label is left behind.
+async fn a_label_arriving_after_cancellation_is_voided(h: Hub) {
+    h.script.lock().unwrap().failures.insert(
+        ActionKind::CarrierLabel,
+        VecDeque::from([unavailable(None)]),
+    );
+    let id = h.approved_return("1").await;
+    h.settle().await;
+    h.run(
+        id,
+        json!({"command": "cancel", "reason": "customer kept it"}),
+        "cancel",
+    )
+    .await;
+    assert!(
+        h.calls(ActionKind::CarrierVoidLabel).is_empty(),
+        "no label to void yet"
+    );
+    h.clock.advance(chrono::Duration::minutes(5));
+    h.settle().await;
+    h.settle().await;
+    let label = &h.calls(ActionKind::CarrierLabel);
+    assert_eq!(label.len(), 2);
+    let voids = h.calls(ActionKind::CarrierVoidLabel);
+    assert_eq!(voids.len(), 1, "the late label is voided");
+    assert_eq!(h.status(id).await, "cancelled");
+    assert!(h.deliveries(DeliveryState::Exception).await.is_empty());
+    assert!(h.deliveries(DeliveryState::Pending).await.is_empty());
+    h.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($check:ident => $setup:expr),* $(,)?) => {
         mod sqlite {
@@ -926,4 +959,5 @@ on_both_backends!(
     a_unit_is_never_on_two_credit_memos => super::Setup::default(),
     throttling_never_dead_letters => super::retries(2),
     cancellation_undoes_what_the_systems_were_told => super::Setup::default(),
+    a_label_arriving_after_cancellation_is_voided => super::retries(8),
 );
