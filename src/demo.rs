@@ -1762,7 +1762,7 @@ fn print_summary(
     row("not credited", &|m| m.paid_for_received - m.credited)?;
     writeln!(
         out,
-        "credit policy          price + tax for refund and store-credit lines, nothing for replacements (the goods are the settlement); no restocking fee"
+        "credit policy          price + tax for refund and store-credit lines, nothing for replacements (the goods are the settlement) or for units beyond those authorised; no restocking fee"
     )?;
     writeln!(out)?;
     writeln!(

@@ -386,7 +386,8 @@ pub fn actions(
 /// (see `LineState::credit_due`: once the disposition of every received unit
 /// is final), credited at what was paid for them (price plus tax) when the
 /// customer asked for money back, at zero otherwise (replacement, exchange,
-/// repair: the goods are the settlement). Amounts are rounded towards zero
+/// repair: the goods are the settlement), and at zero for units beyond the
+/// authorised quantity. Amounts are rounded towards zero
 /// to the currency's minor unit, so the hub never credits more than was
 /// paid. `None` when no credit became due.
 fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLine>> {
@@ -404,9 +405,15 @@ fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLi
             if quantity.is_zero() {
                 return None;
             }
+            // Units beyond the authorised quantity (an over-receipt) are
+            // settled at zero: the customer never paid for them.
+            let paid_for = l
+                .credit_due
+                .min(l.authorized)
+                .saturating_minus(earlier.min(l.authorized));
             let credit = match l.line.requested_outcome {
                 RequestedOutcome::Refund | RequestedOutcome::StoreCredit => l
-                    .creditable(quantity)
+                    .creditable(paid_for)
                     .round_dp_with_strategy(currency.minor_units(), RoundingStrategy::ToZero),
                 RequestedOutcome::Replacement
                 | RequestedOutcome::Exchange
