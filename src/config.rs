@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, bail};
-use backhaul_api::ApiConfig;
 use std::collections::BTreeMap;
 
+use anyhow::{Context, bail};
+use backhaul_api::ApiConfig;
 use backhaul_connectors::{ConnectorConfig, SourceConfig};
 use backhaul_engine::{DispatcherConfig, EngineConfig};
 use backhaul_store::StoreConfig;

@@ -28,8 +28,12 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the store at {}", config.store.url))?;
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // Everything that can refuse the configuration is built before the
+    // first task starts.
     let sinks = backhaul_connectors::build(&config.connectors, &BTreeMap::new())
         .context("invalid connector configuration")?;
+    let sources = backhaul_connectors::build_sources(&config.sources, &BTreeMap::new())
+        .context("invalid source configuration")?;
     let mut engine_config = config.engine.clone();
     engine_config.outbound = sinks.iter().map(|(sink, _)| sink.target()).collect();
     let engine = Engine::start(
@@ -46,8 +50,6 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(targets = ?dispatcher.targets(), "delivering the outbox");
         tracker.spawn(dispatcher.run(shutdown.child_token()));
     }
-    let sources = backhaul_connectors::build_sources(&config.sources, &BTreeMap::new())
-        .context("invalid source configuration")?;
     for source in sources {
         let inbox = Inbox::new(engine.clone(), source.name());
         tracing::info!(source = source.name(), "receiving");
