@@ -2,10 +2,9 @@
 //! file (TOML) → environment (`BACKHAUL_…`, `__` between levels, e.g.
 //! `BACKHAUL_STORE__URL`) → command-line flags (applied by the caller).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-
-use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use backhaul_api::ApiConfig;
