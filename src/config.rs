@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use backhaul_api::ApiConfig;
 use backhaul_connectors::{ConnectorConfig, SourceConfig};
-use backhaul_engine::{DispatcherConfig, EngineConfig};
+use backhaul_engine::{DispatcherConfig, EngineConfig, ExpiryConfig};
 use backhaul_store::StoreConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -31,6 +31,8 @@ pub(crate) struct Config {
     pub(crate) dispatcher: DispatcherConfig,
     /// Inbound connectors, by name (e.g. `carrier_tracking`).
     pub(crate) sources: BTreeMap<String, SourceConfig>,
+    /// Expiring approved returns nobody ships.
+    pub(crate) expiry: ExpiryConfig,
 }
 
 /// The HTTP listener.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use backhaul_api::{AppState, router};
-use backhaul_engine::{Dispatcher, Engine, Inbox, SystemClock};
+use backhaul_engine::{Dispatcher, Engine, Expirer, Inbox, SystemClock};
 use backhaul_store::AnyStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -49,6 +49,10 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     if connected.is_some() {
         tracing::info!(targets = ?dispatcher.targets(), "delivering the outbox");
         tracker.spawn(dispatcher.run(shutdown.child_token()));
+    }
+    if config.expiry.interval_secs > 0 {
+        let every = std::time::Duration::from_secs(config.expiry.interval_secs);
+        tracker.spawn(Expirer::new(engine.clone()).run(every, shutdown.child_token()));
     }
     for source in sources {
         let inbox = Inbox::new(engine.clone(), source.name());

@@ -11,6 +11,8 @@
 //! - `replay`: rebuilding the read model from the log.
 //! - `outbound`: the connector contract ([`Sink`], [`Source`], [`Inbox`]) and
 //!   how failures are classified (technical or business).
+//! - `expiry`: the [`Expirer`], which expires approved returns whose
+//!   deadline passed before the carrier got the parcel.
 //! - `dispatch`: the [`Dispatcher`], which delivers the outbox through the
 //!   sinks with retries, throttling and circuit breakers, and feeds results
 //!   back as commands.
@@ -21,6 +23,7 @@
 mod clock;
 mod dispatch;
 mod engine;
+mod expiry;
 mod outbound;
 mod replay;
 
@@ -29,5 +32,6 @@ pub use dispatch::{
     ConnectorStats, DeliveryPolicy, Dispatcher, DispatcherConfig, RunReport, Sinks,
 };
 pub use engine::{CommandMeta, Engine, EngineConfig, Error, Idempotency, Outcome, TimelineEntry};
+pub use expiry::{Expirer, ExpiryConfig};
 pub use outbound::{BoxFuture, DeliveryRequest, Inbox, Received, Sink, SinkError, Source};
 pub use replay::{ReplayReport, replay};

@@ -889,6 +889,32 @@ async fn a_label_arriving_after_cancellation_is_voided(h: Hub) {
     h.stop().await;
 }
 
+/// An approved return nobody ships: the scheduler expires it once its
+/// authorisation ran out (not before), and the outbox then cancels its
+/// expected receipt and ERP return order.
+async fn the_scheduler_expires_returns_nobody_ships(h: Hub) {
+    let created = h.engine.create(request("1"), meta("create")).await.unwrap();
+    let id = created.return_id;
+    let deadline = (h.engine.now() + chrono::Duration::days(14)).to_rfc3339();
+    h.run(
+        id,
+        json!({"command": "approve", "expires_at": deadline}),
+        "approve",
+    )
+    .await;
+    h.settle().await;
+    let expirer = backhaul_engine::Expirer::new(h.engine.clone());
+    assert_eq!(expirer.run_once().await.unwrap(), 0, "not due yet");
+    h.clock.advance(chrono::Duration::days(15));
+    assert_eq!(expirer.run_once().await.unwrap(), 1);
+    assert_eq!(h.status(id).await, "expired");
+    assert_eq!(expirer.run_once().await.unwrap(), 0, "expired once");
+    h.settle().await;
+    assert_eq!(h.calls(ActionKind::ErpCancelReturnOrder).len(), 1);
+    assert_eq!(h.calls(ActionKind::WmsCancelExpectedReceipt).len(), 1);
+    h.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($check:ident => $setup:expr),* $(,)?) => {
         mod sqlite {
@@ -960,4 +986,5 @@ on_both_backends!(
     throttling_never_dead_letters => super::retries(2),
     cancellation_undoes_what_the_systems_were_told => super::Setup::default(),
     a_label_arriving_after_cancellation_is_voided => super::retries(8),
+    the_scheduler_expires_returns_nobody_ships => super::Setup::default(),
 );
