@@ -489,6 +489,38 @@ impl Engine {
             .map_err(|e| Error::Corrupt(e.to_string()))
     }
 
+    /// Every open return in one of `stages`, for the hub's own background
+    /// work (expiry, tracking polls). Pages through the read model; a return
+    /// that changes stage during the scan may be missed and is found by the
+    /// next pass.
+    pub async fn open_returns_in(&self, stages: &[&str]) -> Result<Vec<ReturnId>, Error> {
+        const PAGE: u32 = 1000;
+        let mut out = Vec::new();
+        for stage in stages {
+            let mut offset = 0;
+            loop {
+                let page = self
+                    .inner
+                    .store
+                    .list_summaries(&SummaryFilter {
+                        stage: Some((*stage).to_owned()),
+                        open: Some(true),
+                        limit: PAGE,
+                        offset,
+                        ..SummaryFilter::default()
+                    })
+                    .await?;
+                let full = page.len() >= PAGE as usize;
+                out.extend(page.iter().map(|row| ReturnId::from_uuid(row.stream_id)));
+                if !full {
+                    break;
+                }
+                offset += PAGE;
+            }
+        }
+        Ok(out)
+    }
+
     /// List rows ([`ReturnListItem`]) matching the filter, newest first.
     pub async fn list(&self, filter: &SummaryFilter) -> Result<Vec<JsonText>, Error> {
         Ok(self

@@ -13,8 +13,6 @@
 use std::time::Duration;
 
 use backhaul_domain::Command;
-use backhaul_domain::values::ReturnId;
-use backhaul_store::SummaryFilter;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +35,6 @@ impl Default for ExpiryConfig {
 /// The stages in which a return can expire: approved, not yet with the
 /// carrier.
 const WAITING: [&str; 2] = ["awaiting_label", "awaiting_shipment"];
-const PAGE: u32 = 1000;
 
 /// Expires returns whose deadline passed.
 #[derive(Clone)]
@@ -52,32 +49,7 @@ impl Expirer {
 
     /// One pass over every waiting return; returns how many it expired.
     pub async fn run_once(&self) -> Result<usize, Error> {
-        let mut candidates = Vec::new();
-        for stage in WAITING {
-            let mut offset = 0;
-            loop {
-                let page = self
-                    .engine
-                    .list(&SummaryFilter {
-                        stage: Some(stage.to_owned()),
-                        open: Some(true),
-                        limit: PAGE,
-                        offset,
-                        ..SummaryFilter::default()
-                    })
-                    .await?;
-                let n = page.len();
-                candidates.extend(page.iter().filter_map(|row| {
-                    row.to_value()["return_id"]
-                        .as_str()
-                        .and_then(|id| ReturnId::parse(id).ok())
-                }));
-                if n < PAGE as usize {
-                    break;
-                }
-                offset += PAGE;
-            }
-        }
+        let candidates = self.engine.open_returns_in(&WAITING).await?;
         let mut expired = 0;
         for id in candidates {
             let meta = CommandMeta {

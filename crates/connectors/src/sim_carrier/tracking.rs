@@ -13,7 +13,6 @@ use backhaul_domain::command::CarrierEvent;
 use backhaul_domain::model::CarrierMilestone;
 use backhaul_domain::values::ReturnId;
 use backhaul_engine::{BoxFuture, Engine, Error, Inbox, Received, Source};
-use backhaul_store::SummaryFilter;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::Method;
@@ -158,37 +157,14 @@ fn milestone(code: &str) -> Option<CarrierMilestone> {
 /// with the label's tracking number.
 async fn labels_in_transit(engine: &Engine) -> Result<Vec<(ReturnId, String)>, Error> {
     let mut out = Vec::new();
-    for stage in ["awaiting_shipment", "in_transit"] {
-        let mut offset = 0;
-        loop {
-            let page = engine
-                .list(&SummaryFilter {
-                    stage: Some(stage.to_owned()),
-                    open: Some(true),
-                    limit: 1000,
-                    offset,
-                    ..SummaryFilter::default()
-                })
-                .await?;
-            let n = page.len();
-            for row in page {
-                let value = row.to_value();
-                let Some(id) = value["return_id"]
-                    .as_str()
-                    .and_then(|s| ReturnId::parse(s).ok())
-                else {
-                    continue;
-                };
-                if let Some(summary) = engine.get(id).await?
-                    && let Some(tracking) = summary.to_value()["label"]["tracking_number"].as_str()
-                {
-                    out.push((id, tracking.to_owned()));
-                }
-            }
-            if n < 1000 {
-                break;
-            }
-            offset += 1000;
+    for id in engine
+        .open_returns_in(&["awaiting_shipment", "in_transit"])
+        .await?
+    {
+        if let Some(summary) = engine.get(id).await?
+            && let Some(tracking) = summary.to_value()["label"]["tracking_number"].as_str()
+        {
+            out.push((id, tracking.to_owned()));
         }
     }
     Ok(out)
