@@ -115,31 +115,10 @@ impl Config {
         {
             bail!("store.url: {url:?} must start with sqlite: or postgres://");
         }
-        for (name, connector) in &self.connectors {
-            if name != connector.kind.target().as_str() {
-                bail!(
-                    "connectors.{name}: a {:?} connector serves `{}`; name the section [connectors.{}]",
-                    connector.kind,
-                    connector.kind.target().as_str(),
-                    connector.kind.target().as_str()
-                );
-            }
-            if connector.url.is_empty() {
-                bail!("connectors.{name}.url: required (http://host:port of the system)");
-            }
-            connector
-                .delivery
-                .validate()
-                .map_err(|e| anyhow::anyhow!("connectors.{name}.delivery: {e}"))?;
-        }
-        for (name, source) in &self.sources {
-            if source.url.is_empty() {
-                bail!("sources.{name}.url: required (http://host:port of the system polled)");
-            }
-            if source.interval_ms == 0 {
-                bail!("sources.{name}.interval_ms: must be above 0");
-            }
-        }
+        // The same checks `serve` makes when it builds them; with no
+        // in-process simulators here, an empty url is refused too.
+        backhaul_connectors::build(&self.connectors, &BTreeMap::new())?;
+        backhaul_connectors::build_sources(&self.sources, &BTreeMap::new())?;
         if self.dispatcher.instance.trim().is_empty() {
             bail!("dispatcher.instance: must not be empty");
         }
