@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`values`]: constrained values (`Sku`, `Quantity`, `Money`, `ReturnId`…) with `parse`.
+//! - [`eligibility`]: a policy's explained decision on a request (the policy itself lives in `backhaul-policy`).
 //! - [`model`]: the canonical model of a return request, lines, dispositions, documents.
 //! - [`command`]: what may be asked of a return.
 //! - [`event`]: what happened to a return; the event log's payloads.
@@ -15,6 +16,7 @@
 pub mod action;
 pub mod command;
 pub mod decide;
+pub mod eligibility;
 pub mod event;
 pub mod model;
 pub mod rejection;
