@@ -352,6 +352,7 @@ pub fn actions(
                 });
             }
             Event::ReturnRequested { .. }
+            | Event::EligibilityAssessed { .. }
             | Event::ReturnHeldForReview { .. }
             | Event::ReturnRejected { .. }
             | Event::LabelIssued { .. }

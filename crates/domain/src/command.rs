@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::eligibility::Assessment;
 use crate::model::{
     CarrierMilestone, DispositionLine, FinancialDocument, Inspection, Label, LineQuantity,
     ReceiptLine, ReturnRequest, SettlementLine,
@@ -16,10 +17,15 @@ use crate::values::{ExternalRef, ReturnId};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    /// Open a new return. `return_id` is assigned by the hub.
+    /// Open a new return. `return_id` is assigned by the hub. With an
+    /// `assessment` (the hub's eligibility policy decided at the edge, from
+    /// master data), the return is approved, held or rejected in the same
+    /// step, and the explanation is recorded with it.
     Request {
         return_id: ReturnId,
         request: ReturnRequest,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assessment: Option<Assessment>,
     },
     /// Authorise the return; `lines` may authorise less than requested (a line
     /// left out is authorised in full).

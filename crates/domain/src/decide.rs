@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::command::{Approve, CarrierEvent, Command, Receipt, Settlement};
+use crate::eligibility::{Assessment, Verdict};
 use crate::event::Event;
 use crate::model::{
     DispositionLine, FinancialDocument, Inspection, Label, LineQuantity, ReceivedUnits,
@@ -45,8 +46,17 @@ pub fn decide(
     command: &Command,
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Rejection> {
-    if let Command::Request { return_id, request } = command {
-        return request_return(state, *return_id, request, now);
+    if let Command::Request {
+        return_id,
+        request,
+        assessment,
+    } = command
+    {
+        let requested = request_return(state, *return_id, request, now)?;
+        return match assessment {
+            None => Ok(requested),
+            Some(assessment) => apply_assessment(requested, assessment, now),
+        };
     }
     let Some(header) = &state.header else {
         return Err(Rejection::NotFound);
@@ -270,6 +280,80 @@ fn request_return(
         request: request.clone(),
         requested_at: now,
     }])
+}
+
+/// Records the policy's decision with the request and turns its verdict into
+/// the approval, hold or rejection a partner would otherwise have sent. The
+/// assessment must speak of exactly the requested lines.
+fn apply_assessment(
+    mut events: Vec<Event>,
+    assessment: &Assessment,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, Rejection> {
+    let requested = crate::fold(&events);
+    let invalid = |reason: String| Rejection::Invalid {
+        field: "assessment".into(),
+        reason,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for verdict in &assessment.lines {
+        if !seen.insert(verdict.line_no) {
+            return Err(invalid(format!("line {} appears twice", verdict.line_no)));
+        }
+        let l = line(&requested, verdict.line_no)?;
+        if verdict.eligible_quantity > l.line.quantity {
+            return Err(invalid(format!(
+                "line {} is eligible for more than was requested",
+                verdict.line_no
+            )));
+        }
+    }
+    if seen.len() != requested.lines.len() {
+        return Err(invalid("every requested line needs a verdict".into()));
+    }
+    let outcome = match assessment.verdict {
+        Verdict::Approve => {
+            let approve = Approve {
+                lines: assessment
+                    .lines
+                    .iter()
+                    .map(|v| LineQuantity {
+                        line_no: v.line_no,
+                        quantity: v.eligible_quantity,
+                    })
+                    .collect(),
+                expires_at: assessment.expires_at,
+            };
+            approve_return(&requested, &approve, now)?
+        }
+        Verdict::Review => vec![Event::ReturnHeldForReview {
+            reason: truncate_reason(assessment.reason(Verdict::Review)),
+        }],
+        Verdict::Reject => vec![Event::ReturnRejected {
+            reason: truncate_reason(assessment.reason(Verdict::Reject)),
+            rejected_at: now,
+        }],
+    };
+    events.push(Event::EligibilityAssessed {
+        assessment: assessment.clone(),
+        assessed_at: now,
+    });
+    events.extend(outcome);
+    Ok(events)
+}
+
+/// A reason built from rule messages may be long; the full explanation is
+/// in the assessment, so the reason is cut at a character boundary.
+fn truncate_reason(mut reason: String) -> String {
+    if reason.len() > MAX_REASON {
+        let mut cut = MAX_REASON - 3;
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push_str("...");
+    }
+    reason
 }
 
 fn approve_return(

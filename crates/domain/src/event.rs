@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::command::CarrierEvent;
+use crate::eligibility::Assessment;
 use crate::model::{
     DispositionLine, FinancialDocument, Inspection, Label, LineQuantity, ReceivedUnits,
     ReturnRequest, SettlementLine, UnexpectedItem,
@@ -25,6 +26,12 @@ pub enum Event {
         rma_number: String,
         request: ReturnRequest,
         requested_at: DateTime<Utc>,
+    },
+    /// The eligibility policy's explained decision on the request; the
+    /// approval, hold or rejection it led to follows as its own event.
+    EligibilityAssessed {
+        assessment: Assessment,
+        assessed_at: DateTime<Utc>,
     },
     ReturnHeldForReview {
         reason: String,
@@ -89,6 +96,7 @@ impl Event {
     pub fn event_type(&self) -> &'static str {
         match self {
             Event::ReturnRequested { .. } => "ReturnRequested",
+            Event::EligibilityAssessed { .. } => "EligibilityAssessed",
             Event::ReturnHeldForReview { .. } => "ReturnHeldForReview",
             Event::ReturnApproved { .. } => "ReturnApproved",
             Event::ReturnRejected { .. } => "ReturnRejected",

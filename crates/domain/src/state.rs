@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::eligibility::Assessment;
 use crate::event::Event;
 use crate::model::{
     CarrierMilestone, Disposition, FinancialDocument, Label, ReturnLine, ReturnRequest,
@@ -229,6 +230,9 @@ pub struct ReturnState {
     pub terminal: Option<Terminal>,
     /// Why it was held, rejected or cancelled.
     pub reason: Option<String>,
+    /// The eligibility policy's explained decision, when the hub's policy
+    /// assessed the request (a partner may also approve directly).
+    pub assessment: Option<Assessment>,
 }
 
 /// The request as it was made, without its lines (those live in `lines`).
@@ -271,6 +275,9 @@ pub fn evolve(state: &mut ReturnState, event: &Event) {
                 request: request.clone(),
                 requested_at: *requested_at,
             });
+        }
+        Event::EligibilityAssessed { assessment, .. } => {
+            state.assessment = Some(assessment.clone());
         }
         Event::ReturnHeldForReview { reason } => {
             state.pending_review = true;

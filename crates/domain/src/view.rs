@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::eligibility::Assessment;
 use crate::model::{Channel, FinancialDocument, Label, UnexpectedItem};
 use crate::state::{LineState, ReturnState, Stage, Status, Totals};
 use crate::values::{ReturnId, Sku};
@@ -50,6 +51,10 @@ pub struct ReturnSummary {
     pub unexpected: Vec<UnexpectedItem>,
     /// Why it was held, rejected or cancelled.
     pub reason: Option<String>,
+    /// The eligibility policy's decision and, rule by rule, why; absent
+    /// when a partner decided without the hub's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eligibility: Option<Assessment>,
 }
 
 impl ReturnListItem {
@@ -90,6 +95,7 @@ impl ReturnSummary {
             documents: state.documents.clone(),
             unexpected: state.unexpected.clone(),
             reason: state.reason.clone(),
+            eligibility: state.assessment.clone(),
         })
     }
 

@@ -557,7 +557,8 @@ fn totals_from_events(events: &[Event]) -> Totals {
                     t.credited += l.amount.amount();
                 }
             }
-            Event::ReturnHeldForReview { .. }
+            Event::EligibilityAssessed { .. }
+            | Event::ReturnHeldForReview { .. }
             | Event::ReturnRejected { .. }
             | Event::LabelIssued { .. }
             | Event::CarrierMilestoneRecorded { .. }

@@ -303,6 +303,7 @@ fn a_second_return_against_the_same_order_is_independent() {
     second.accept(Command::Request {
         return_id: other_return_id(),
         request: request(vec![line(1, "SKU-B", 1)]),
+        assessment: None,
     });
     second.accept(approve_all());
 

@@ -124,6 +124,7 @@ fn control_characters_in_free_text_are_refused() {
         &Command::Request {
             return_id: id,
             request,
+            assessment: None,
         },
         now,
     )

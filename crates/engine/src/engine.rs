@@ -232,7 +232,11 @@ impl Engine {
         let return_id = ReturnId::from_uuid(Uuid::now_v7());
         self.apply(
             return_id,
-            Command::Request { return_id, request },
+            Command::Request {
+                return_id,
+                request,
+                assessment: None,
+            },
             meta,
             true,
         )

@@ -242,6 +242,7 @@ pub(crate) fn request_cmd(lines: Vec<ReturnLine>) -> Command {
     Command::Request {
         return_id: return_id(),
         request: request(lines),
+        assessment: None,
     }
 }
 
