@@ -362,7 +362,9 @@ pub fn actions(
             | Event::DocumentLinked { .. }
             | Event::UnitsSettled { .. }
             | Event::ReturnClosed { .. }
-            | Event::ReturnExpired { .. } => {}
+            | Event::ReturnExpired { .. }
+            | Event::LineCorrected { .. }
+            | Event::UpdateRefused { .. } => {}
         }
     }
     let status = after.status();

@@ -11,6 +11,7 @@ use crate::model::{
     CarrierMilestone, DispositionLine, FinancialDocument, Inspection, Label, LineQuantity,
     ReceiptLine, ReturnRequest, SettlementLine,
 };
+use crate::ownership::{Attribute, LineCorrection};
 use crate::values::{ExternalRef, ReturnId};
 
 /// Every command the lifecycle understands.
@@ -55,6 +56,21 @@ pub enum Command {
     /// Expire an authorisation or label whose time has passed. The hub's
     /// scheduler sends it; `decide` checks the time against its clock.
     Expire,
+    /// The owning system corrects a governed attribute of a line (price,
+    /// tax, customer intent). `system` is who sent it, set by the hub from
+    /// the sender's credentials, never from the body.
+    CorrectLine {
+        system: String,
+        correction: LineCorrection,
+    },
+    /// Records that `system` tried to set attributes it does not own. Sent
+    /// by the engine only (no route accepts it), so the refusal is in the
+    /// return's history.
+    RecordRefusedUpdate {
+        system: String,
+        refused: String,
+        attributes: Vec<Attribute>,
+    },
 }
 
 impl Command {
@@ -75,6 +91,8 @@ impl Command {
             Command::Close => "close",
             Command::Cancel { .. } => "cancel",
             Command::Expire => "expire",
+            Command::CorrectLine { .. } => "correct_line",
+            Command::RecordRefusedUpdate { .. } => "record_refused_update",
         }
     }
 }

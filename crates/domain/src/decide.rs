@@ -33,6 +33,7 @@ use crate::model::{
     DispositionLine, FinancialDocument, Inspection, Label, LineQuantity, ReceivedUnits,
     ReturnRequest, UnexpectedItem,
 };
+use crate::ownership::LineCorrection;
 use crate::rejection::Rejection;
 use crate::state::{LineState, ReturnState, Status};
 use crate::values::{Currency, LineNo, Money, Quantity, ReturnId, SerialNumber};
@@ -73,6 +74,21 @@ pub fn decide(
     // can be voided. Everything else stops at a terminal status.
     let late_label = matches!(command, Command::IssueLabel(_))
         && matches!(status, Status::Cancelled | Status::Expired);
+    // A refused update is recorded whatever the status: it is history.
+    if let Command::RecordRefusedUpdate {
+        system,
+        refused,
+        attributes,
+    } = command
+    {
+        check_text("system", system, 64)?;
+        return Ok(vec![Event::UpdateRefused {
+            system: system.clone(),
+            command: refused.clone(),
+            attributes: attributes.clone(),
+            refused_at: now,
+        }]);
+    }
     if status.is_terminal() && !matches!(command, Command::LinkDocument(_)) && !late_label {
         return Err(not_allowed());
     }
@@ -159,7 +175,61 @@ pub fn decide(
             }])
         }
         Command::Expire => expire(state, status, now),
+        Command::CorrectLine { system, correction } => {
+            correct_line(state, system, correction, currency, now)
+        }
+        Command::RecordRefusedUpdate { .. } => unreachable_refusal(),
     }
+}
+
+/// Handled before the status check; kept in the match so that it stays
+/// exhaustive.
+fn unreachable_refusal() -> Result<Vec<Event>, Rejection> {
+    Err(Rejection::Invalid {
+        field: "command".into(),
+        reason: "a refused update is recorded before the status is checked".into(),
+    })
+}
+
+/// An owner's correction. Price and tax may change until the line's credit
+/// is computed (after that the ERP's documents carry the old amounts and a
+/// correction would unbalance them); intent until the return ends.
+fn correct_line(
+    state: &ReturnState,
+    system: &str,
+    correction: &LineCorrection,
+    currency: Currency,
+    now: DateTime<Utc>,
+) -> Result<Vec<Event>, Rejection> {
+    check_text("system", system, 64)?;
+    let l = line(state, correction.line_no)?;
+    if correction.attributes().is_empty() {
+        return Err(Rejection::Invalid {
+            field: "correction".into(),
+            reason: "names no attribute to correct".into(),
+        });
+    }
+    let field = |name: &str| format!("lines[{}].{name}", correction.line_no);
+    for (name, money) in [
+        ("unit_price", &correction.unit_price),
+        ("unit_tax", &correction.unit_tax),
+    ] {
+        if let Some(m) = money {
+            same_currency(m, currency, || field(name))?;
+            if !l.credit_due.is_zero() || !l.settled.is_zero() {
+                return Err(Rejection::Invalid {
+                    field: field(name),
+                    reason: "the line's credit was already computed; correct it in the ERP's credit memo"
+                        .into(),
+                });
+            }
+        }
+    }
+    Ok(vec![Event::LineCorrected {
+        system: system.to_owned(),
+        correction: correction.clone(),
+        corrected_at: now,
+    }])
 }
 
 fn check_reason(reason: &str) -> Result<String, Rejection> {

@@ -13,6 +13,7 @@ use crate::model::{
     DispositionLine, FinancialDocument, Inspection, Label, LineQuantity, ReceivedUnits,
     ReturnRequest, SettlementLine, UnexpectedItem,
 };
+use crate::ownership::{Attribute, LineCorrection};
 use crate::values::{ExternalRef, ReturnId};
 
 /// Version of the event payload schema written today.
@@ -89,6 +90,19 @@ pub enum Event {
     ReturnExpired {
         expired_at: DateTime<Utc>,
     },
+    /// The owning system corrected a line; later documents use the new values.
+    LineCorrected {
+        system: String,
+        correction: LineCorrection,
+        corrected_at: DateTime<Utc>,
+    },
+    /// A system tried to set attributes it does not own; nothing changed.
+    UpdateRefused {
+        system: String,
+        command: String,
+        attributes: Vec<Attribute>,
+        refused_at: DateTime<Utc>,
+    },
 }
 
 impl Event {
@@ -110,6 +124,8 @@ impl Event {
             Event::ReturnClosed { .. } => "ReturnClosed",
             Event::ReturnCancelled { .. } => "ReturnCancelled",
             Event::ReturnExpired { .. } => "ReturnExpired",
+            Event::LineCorrected { .. } => "LineCorrected",
+            Event::UpdateRefused { .. } => "UpdateRefused",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`values`]: constrained values (`Sku`, `Quantity`, `Money`, `ReturnId`…) with `parse`.
 //! - [`eligibility`]: a policy's explained decision on a request (the policy itself lives in `backhaul-policy`).
 //! - [`model`]: the canonical model of a return request, lines, dispositions, documents.
+//! - [`ownership`]: governed attributes (who owns price, condition…), owner corrections.
 //! - [`command`]: what may be asked of a return.
 //! - [`event`]: what happened to a return; the event log's payloads.
 //! - [`state`]: the fold of events, derived status/stage/owner, invariants.
@@ -19,6 +20,7 @@ pub mod decide;
 pub mod eligibility;
 pub mod event;
 pub mod model;
+pub mod ownership;
 pub mod rejection;
 pub mod schema;
 pub mod state;

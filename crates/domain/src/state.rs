@@ -378,6 +378,25 @@ pub fn evolve(state: &mut ReturnState, event: &Event) {
             }
         }
         Event::ReturnClosed { .. } => state.terminal = Some(Terminal::Closed),
+        Event::LineCorrected { correction, .. } => {
+            if let Some(line) = state.lines.get_mut(&correction.line_no) {
+                let l = &mut line.line;
+                if let Some(price) = correction.unit_price {
+                    l.unit_price = price;
+                }
+                if let Some(tax) = correction.unit_tax {
+                    l.unit_tax = tax;
+                }
+                if let Some(reason) = &correction.reason_code {
+                    l.reason_code = reason.clone();
+                }
+                if let Some(outcome) = correction.requested_outcome {
+                    l.requested_outcome = outcome;
+                }
+            }
+        }
+        // A refusal is history, not state.
+        Event::UpdateRefused { .. } => {}
         Event::ReturnCancelled { reason, .. } => {
             state.terminal = Some(Terminal::Cancelled);
             state.reason = Some(reason.clone());

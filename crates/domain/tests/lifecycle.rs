@@ -6,7 +6,10 @@
 
 mod support;
 
-use backhaul_domain::model::{CarrierMilestone, Disposition, FinancialDocumentKind, ReturnLine};
+use backhaul_domain::model::{
+    CarrierMilestone, Disposition, FinancialDocumentKind, RequestedOutcome, ReturnLine,
+};
+use backhaul_domain::ownership::{Attribute, LineCorrection};
 use backhaul_domain::values::{LineNo, Quantity};
 use backhaul_domain::{Command, Event, Rejection, Status, decide, fold};
 use support::*;
@@ -1588,7 +1591,7 @@ const UAR: &str = "units_already_received";
 
 /// One ordinary instance of every command, in the matrix's column order,
 /// with the event type it produces when accepted.
-fn matrix_commands() -> [(Command, &'static str); 14] {
+fn matrix_commands() -> [(Command, &'static str); 16] {
     [
         (request_cmd(one_line()), "ReturnRequested"),
         (approve_all(), "ReturnApproved"),
@@ -1610,31 +1613,52 @@ fn matrix_commands() -> [(Command, &'static str); 14] {
         (Command::Close, "ReturnClosed"),
         (cancel("customer changed their mind"), "ReturnCancelled"),
         (Command::Expire, "ReturnExpired"),
+        (
+            Command::CorrectLine {
+                system: "portal".into(),
+                correction: LineCorrection {
+                    line_no: ln(1),
+                    unit_price: None,
+                    unit_tax: None,
+                    reason_code: None,
+                    requested_outcome: Some(RequestedOutcome::Replacement),
+                },
+            },
+            "LineCorrected",
+        ),
+        (
+            Command::RecordRefusedUpdate {
+                system: "portal".into(),
+                refused: "correct_line".into(),
+                attributes: vec![Attribute::Price],
+            },
+            "UpdateRefused",
+        ),
     ]
 }
 
 /// Every status, the history that reaches it, and the outcome of each
 /// matrix command. `None` is the return that does not exist yet.
 #[rustfmt::skip]
-fn matrix() -> Vec<(Option<Status>, Vec<Event>, [&'static str; 14])> {
+fn matrix() -> Vec<(Option<Status>, Vec<Event>, [&'static str; 16])> {
     use Status as S;
     vec![
-        //                                          request approve hold reject label scan receipt inspect dispose link settle close cancel expire
-        (None,                    vec![],            [OK,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF ]),
-        (Some(S::Requested),      h_requested(),     [EX,  OK,  OK,  OK,  INV, INV, INV, INV, INV, INV, INV, NRC, OK,  INV]),
-        (Some(S::PendingReview),  h_pending(),       [EX,  OK,  INV, OK,  INV, INV, INV, INV, INV, INV, INV, NRC, OK,  INV]),
-        (Some(S::Approved),       h_approved(),      [EX,  INV, INV, INV, OK,  OK,  OK,  INV, INV, OK,  INV, NRC, OK,  OK ]),
-        (Some(S::LabelIssued),    h_labelled(),      [EX,  INV, INV, INV, DUP, OK,  OK,  INV, INV, OK,  INV, NRC, OK,  OK ]),
-        (Some(S::InTransit),      h_in_transit(),    [EX,  INV, INV, INV, DUP, OK,  OK,  INV, INV, OK,  INV, NRC, OK,  INV]),
-        (Some(S::PartiallyReceived), h_partial(),    [EX,  INV, INV, INV, DUP, OK,  OK,  OK,  INV, OK,  INV, NRC, UAR, INV]),
-        (Some(S::Received),       h_received(),      [EX,  INV, INV, INV, DUP, OK,  OK,  OK,  INV, OK,  INV, NRC, UAR, INV]),
-        (Some(S::Inspected),      h_inspected(),     [EX,  INV, INV, INV, DUP, OK,  OK,  EXC, OK,  OK,  INV, NRC, UAR, INV]),
-        (Some(S::Dispositioned),  h_dispositioned(), [EX,  INV, INV, INV, DUP, OK,  OK,  EXC, EXC, OK,  OK,  NRC, UAR, INV]),
-        (Some(S::Settled),        h_settled(),       [EX,  INV, INV, INV, DUP, OK,  OK,  EXC, EXC, OK,  EXC, OK,  UAR, INV]),
-        (Some(S::Rejected),       h_rejected(),      [EX,  INV, INV, INV, INV, INV, INV, INV, INV, INV, INV, INV, INV, INV]),
-        (Some(S::Closed),         h_closed(),        [EX,  INV, INV, INV, INV, INV, INV, INV, INV, OK,  INV, INV, INV, INV]),
-        (Some(S::Cancelled),      h_cancelled(),     [EX,  INV, INV, INV, DUP, INV, INV, INV, INV, OK,  INV, INV, INV, INV]),
-        (Some(S::Expired),        h_expired(),       [EX,  INV, INV, INV, OK,  INV, INV, INV, INV, OK,  INV, INV, INV, INV]),
+        //                                          request approve hold reject label scan receipt inspect dispose link settle close cancel expire correct refused
+        (None,                    vec![],            [OK,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF,  NF ]),
+        (Some(S::Requested),      h_requested(),     [EX,  OK,  OK,  OK,  INV, INV, INV, INV, INV, INV, INV, NRC, OK,  INV, OK,  OK ]),
+        (Some(S::PendingReview),  h_pending(),       [EX,  OK,  INV, OK,  INV, INV, INV, INV, INV, INV, INV, NRC, OK,  INV, OK,  OK ]),
+        (Some(S::Approved),       h_approved(),      [EX,  INV, INV, INV, OK,  OK,  OK,  INV, INV, OK,  INV, NRC, OK,  OK,  OK,  OK ]),
+        (Some(S::LabelIssued),    h_labelled(),      [EX,  INV, INV, INV, DUP, OK,  OK,  INV, INV, OK,  INV, NRC, OK,  OK,  OK,  OK ]),
+        (Some(S::InTransit),      h_in_transit(),    [EX,  INV, INV, INV, DUP, OK,  OK,  INV, INV, OK,  INV, NRC, OK,  INV, OK,  OK ]),
+        (Some(S::PartiallyReceived), h_partial(),    [EX,  INV, INV, INV, DUP, OK,  OK,  OK,  INV, OK,  INV, NRC, UAR, INV, OK,  OK ]),
+        (Some(S::Received),       h_received(),      [EX,  INV, INV, INV, DUP, OK,  OK,  OK,  INV, OK,  INV, NRC, UAR, INV, OK,  OK ]),
+        (Some(S::Inspected),      h_inspected(),     [EX,  INV, INV, INV, DUP, OK,  OK,  EXC, OK,  OK,  INV, NRC, UAR, INV, OK,  OK ]),
+        (Some(S::Dispositioned),  h_dispositioned(), [EX,  INV, INV, INV, DUP, OK,  OK,  EXC, EXC, OK,  OK,  NRC, UAR, INV, OK,  OK ]),
+        (Some(S::Settled),        h_settled(),       [EX,  INV, INV, INV, DUP, OK,  OK,  EXC, EXC, OK,  EXC, OK,  UAR, INV, OK,  OK ]),
+        (Some(S::Rejected),       h_rejected(),      [EX,  INV, INV, INV, INV, INV, INV, INV, INV, INV, INV, INV, INV, INV, INV, OK ]),
+        (Some(S::Closed),         h_closed(),        [EX,  INV, INV, INV, INV, INV, INV, INV, INV, OK,  INV, INV, INV, INV, INV, OK ]),
+        (Some(S::Cancelled),      h_cancelled(),     [EX,  INV, INV, INV, DUP, INV, INV, INV, INV, OK,  INV, INV, INV, INV, INV, OK ]),
+        (Some(S::Expired),        h_expired(),       [EX,  INV, INV, INV, OK,  INV, INV, INV, INV, OK,  INV, INV, INV, INV, INV, OK ]),
     ]
 }
 
@@ -1703,6 +1727,8 @@ fn terminal_returns_accept_only_documents() {
                 Command::Request { .. } => {
                     assert_eq!(outcome, Err(Rejection::AlreadyExists));
                 }
+                // A refused update is history, recorded in any status.
+                Command::RecordRefusedUpdate { .. } => assert!(outcome.is_ok()),
                 Command::LinkDocument(_) => {
                     assert_eq!(
                         outcome.is_ok(),
@@ -1731,7 +1757,8 @@ fn terminal_returns_accept_only_documents() {
                 | Command::RecordSettlement(_)
                 | Command::Close
                 | Command::Cancel { .. }
-                | Command::Expire => {
+                | Command::Expire
+                | Command::CorrectLine { .. } => {
                     assert_eq!(
                         outcome,
                         Err(Rejection::InvalidTransition {

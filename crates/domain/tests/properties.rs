@@ -558,6 +558,8 @@ fn totals_from_events(events: &[Event]) -> Totals {
                 }
             }
             Event::EligibilityAssessed { .. }
+            | Event::LineCorrected { .. }
+            | Event::UpdateRefused { .. }
             | Event::ReturnHeldForReview { .. }
             | Event::ReturnRejected { .. }
             | Event::LabelIssued { .. }
