@@ -50,12 +50,19 @@ pub enum Scope {
     /// See the outbound deliveries (the exception queue) and retry, skip or
     /// cancel them.
     DeliveriesManage,
+    /// Correct governed attributes of a line (price, tax, intent); the
+    /// configured owner of each attribute is checked as well.
+    ReturnsCorrect,
+    /// Load master data (SKUs, customers, orders, crosswalks…).
+    MasterWrite,
+    /// Ask whether a return would be eligible, without opening one.
+    EligibilityCheck,
     /// Everything.
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 12] = [
         Scope::ReturnsCreate,
         Scope::ReturnsRead,
         Scope::ReturnsDecide,
@@ -64,6 +71,9 @@ impl Scope {
         Scope::FinanceWrite,
         Scope::ReturnsCancel,
         Scope::DeliveriesManage,
+        Scope::ReturnsCorrect,
+        Scope::MasterWrite,
+        Scope::EligibilityCheck,
         Scope::Admin,
     ];
 
@@ -78,6 +88,9 @@ impl Scope {
             Scope::FinanceWrite => "finance:write",
             Scope::ReturnsCancel => "returns:cancel",
             Scope::DeliveriesManage => "deliveries:manage",
+            Scope::ReturnsCorrect => "returns:correct",
+            Scope::MasterWrite => "master:write",
+            Scope::EligibilityCheck => "eligibility:check",
             Scope::Admin => "admin",
         }
     }

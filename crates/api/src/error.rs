@@ -190,6 +190,11 @@ impl ApiError {
                     "The return is busy",
                 )
                 .with_header(header::RETRY_AFTER, "1"),
+                EngineError::NotOwner(_) => kind(
+                    StatusCode::FORBIDDEN,
+                    "not_attribute_owner",
+                    "Your system does not own this attribute",
+                ),
                 EngineError::Store(backhaul_store::Error::ShuttingDown) => shutting_down(),
                 EngineError::Invariant(_) | EngineError::Corrupt(_) | EngineError::Store(_) => {
                     internal()

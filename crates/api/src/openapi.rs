@@ -63,6 +63,7 @@ fn component_schemas() -> Map<String, Value> {
     add::<backhaul_domain::command::Receipt>(&mut generator);
     add::<backhaul_domain::model::FinancialDocument>(&mut generator);
     add::<backhaul_domain::command::Settlement>(&mut generator);
+    add::<backhaul_domain::ownership::LineCorrection>(&mut generator);
     add::<Reason>(&mut generator);
     add::<Inspections>(&mut generator);
     add::<Dispositions>(&mut generator);

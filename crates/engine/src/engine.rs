@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::ownership::{NotOwner, Ownership};
 
 /// How often a command is decided again after losing an optimistic
 /// concurrency race before giving up.
@@ -55,6 +56,10 @@ pub enum Error {
     Invariant(String),
     #[error("stored event could not be decoded: {0}")]
     Corrupt(String),
+    /// The sender's system does not own an attribute the command sets; the
+    /// refusal was recorded on the return.
+    #[error(transparent)]
+    NotOwner(#[from] NotOwner),
     #[error(transparent)]
     Store(#[from] backhaul_store::Error),
 }
@@ -73,6 +78,9 @@ pub struct EngineConfig {
     /// deliver them). Set from the configured connectors, not from the file.
     #[serde(skip)]
     pub outbound: BTreeSet<Target>,
+    /// Which system owns which governed attribute (`[engine.ownership]`,
+    /// checked when the configuration is read).
+    pub ownership: Ownership,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +89,7 @@ impl Default for EngineConfig {
             committer: CommitterConfig::default(),
             cache_capacity: 100_000,
             outbound: BTreeSet::new(),
+            ownership: Ownership::default(),
         }
     }
 }
@@ -171,6 +180,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     slots: Mutex<Slots>,
     outbound: BTreeSet<Target>,
+    ownership: Ownership,
     /// Woken after a commit that wrote deliveries, so the dispatcher need
     /// not poll for new work.
     outbox_written: Arc<Notify>,
@@ -201,9 +211,15 @@ impl Engine {
                 clock,
                 slots: Mutex::new(LruCache::new(capacity)),
                 outbound: config.outbound,
+                ownership: config.ownership,
                 outbox_written: Arc::new(Notify::new()),
             }),
         }
+    }
+
+    /// The system `sender` speaks for, under the configured ownership.
+    pub fn system_of(&self, sender: &str) -> String {
+        self.inner.ownership.system_of(sender)
     }
 
     pub fn store(&self) -> &AnyStore {
@@ -244,12 +260,35 @@ impl Engine {
     }
 
     /// Applies `command` to the return `return_id`.
+    ///
+    /// A command that sets an attribute its sender's system does not own is
+    /// refused with [`Error::NotOwner`], and the refusal is recorded on the
+    /// return (as `UpdateRefused`) so the history shows who tried what.
     pub async fn execute(
         &self,
         return_id: ReturnId,
-        command: Command,
+        mut command: Command,
         meta: CommandMeta,
     ) -> Result<Outcome, Error> {
+        if let Err(refused) = self.inner.ownership.check(&meta.partner, &command) {
+            let record = Command::RecordRefusedUpdate {
+                system: refused.system.clone(),
+                refused: command.name().to_owned(),
+                attributes: command.attributes(),
+            };
+            let meta = CommandMeta {
+                idempotency: None,
+                ..meta
+            };
+            return match self.apply(return_id, record, meta, false).await {
+                Ok(_) => Err(Error::NotOwner(refused)),
+                Err(e) => Err(e),
+            };
+        }
+        // Who corrected a line is the sender's system, never what the body says.
+        if let Command::CorrectLine { system, .. } = &mut command {
+            *system = self.inner.ownership.system_of(&meta.partner);
+        }
         self.apply(return_id, command, meta, false).await
     }
 

@@ -13,6 +13,8 @@
 //!   how failures are classified (technical or business).
 //! - `expiry`: the [`Expirer`], which expires approved returns whose
 //!   deadline passed before the carrier got the parcel.
+//! - `ownership`: which system owns which governed attribute, and which
+//!   system each sender speaks for; checked before every command.
 //! - `dispatch`: the [`Dispatcher`], which delivers the outbox through the
 //!   sinks with retries, throttling and circuit breakers, and feeds results
 //!   back as commands.
@@ -25,6 +27,7 @@ mod dispatch;
 mod engine;
 mod expiry;
 mod outbound;
+mod ownership;
 mod replay;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -34,4 +37,5 @@ pub use dispatch::{
 pub use engine::{CommandMeta, Engine, EngineConfig, Error, Idempotency, Outcome, TimelineEntry};
 pub use expiry::{Expirer, ExpiryConfig};
 pub use outbound::{BoxFuture, DeliveryRequest, Inbox, Received, Sink, SinkError, Source};
+pub use ownership::{NotOwner, Ownership, OwnershipConfig};
 pub use replay::{ReplayReport, replay};

@@ -304,6 +304,14 @@ pub static ROUTES: &[Route] = &[
         commands::dispositions
     ),
     command!(
+        "/v1/returns/{id}/corrections",
+        "correctLine",
+        "Correct a line's price, tax or customer intent (owner systems only)",
+        ReturnsCorrect,
+        Some("LineCorrection"),
+        commands::correction
+    ),
+    command!(
         "/v1/returns/{id}/documents",
         "linkDocument",
         "Link a document of another system (credit memo, refund...)",

@@ -23,8 +23,17 @@ use uuid::Uuid;
 
 /// The partners every test app has a key for, with their scopes.
 pub(crate) const PARTNERS: &[(&str, &[Scope])] = &[
-    ("portal", &[Scope::ReturnsCreate, Scope::ReturnsRead]),
+    (
+        "portal",
+        &[
+            Scope::ReturnsCreate,
+            Scope::ReturnsRead,
+            Scope::ReturnsCorrect,
+            Scope::WarehouseWrite,
+        ],
+    ),
     ("wms", &[Scope::WarehouseWrite, Scope::ReturnsRead]),
+    ("erp", &[Scope::ReturnsCorrect, Scope::ReturnsRead]),
     ("carrier", &[Scope::CarrierWrite]),
     ("finance", &[Scope::FinanceWrite, Scope::ReturnsRead]),
     (
@@ -129,6 +138,11 @@ pub(crate) async fn spawn_app_with_outbound(targets: &[Target]) -> TestApp {
         outbound: targets.iter().copied().collect(),
         ..EngineConfig::default()
     };
+    spawn(ApiConfig::default(), engine).await
+}
+
+/// An app with its own engine settings (ownership, outbound targets).
+pub(crate) async fn spawn_app_with_engine(engine: EngineConfig) -> TestApp {
     spawn(ApiConfig::default(), engine).await
 }
 

@@ -22,6 +22,7 @@ mod deliveries;
 mod helpers;
 mod idempotency;
 mod lifecycle;
+mod ownership;
 mod queries;
 mod routes;
 mod serve;

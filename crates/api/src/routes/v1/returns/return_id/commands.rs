@@ -14,6 +14,7 @@ use axum::response::Response;
 use backhaul_domain::Command;
 use backhaul_domain::command::{Approve, CarrierEvent, Receipt, Settlement};
 use backhaul_domain::model::{DispositionLine, FinancialDocument, Inspection, Label};
+use backhaul_domain::ownership::LineCorrection;
 use backhaul_domain::values::ReturnId;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -96,6 +97,20 @@ pub(crate) async fn approve(
 ) -> Result<Response, ApiError> {
     ctx.run(&state, &body.raw, Command::Approve(body.value))
         .await
+}
+
+/// The sender's system is recorded as the corrector; the engine refuses
+/// (and records) a correction of an attribute that system does not own.
+pub(crate) async fn correction(
+    State(state): State<AppState>,
+    ctx: CommandContext,
+    body: JsonBody<LineCorrection>,
+) -> Result<Response, ApiError> {
+    let command = Command::CorrectLine {
+        system: ctx.principal.partner.clone(),
+        correction: body.value,
+    };
+    ctx.run(&state, &body.raw, command).await
 }
 
 pub(crate) async fn hold(
