@@ -414,10 +414,15 @@ fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLi
                 .credit_due
                 .min(l.authorized)
                 .saturating_minus(earlier.min(l.authorized));
+            let earlier_fees = before
+                .lines
+                .get(&l.line.line_no)
+                .map_or(Decimal::ZERO, |b| b.fees_due);
             let credit = match l.line.requested_outcome {
-                RequestedOutcome::Refund | RequestedOutcome::StoreCredit => l
-                    .creditable(paid_for)
-                    .round_dp_with_strategy(currency.minor_units(), RoundingStrategy::ToZero),
+                RequestedOutcome::Refund | RequestedOutcome::StoreCredit => {
+                    refund(l, paid_for, l.fees_due - earlier_fees)
+                        .round_dp_with_strategy(currency.minor_units(), RoundingStrategy::ToZero)
+                }
                 RequestedOutcome::Replacement
                 | RequestedOutcome::Exchange
                 | RequestedOutcome::Repair => Decimal::ZERO,
@@ -435,6 +440,20 @@ fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLi
         })
         .collect();
     (!lines.is_empty()).then_some(lines)
+}
+
+/// What is refunded for `units` paid-for units of a line with `fees` of
+/// restocking fees: the price less the fees (never below zero), and the tax
+/// in proportion to the price refunded, so a 15% fee keeps 15% of the tax.
+fn refund(l: &crate::state::LineState, units: Quantity, fees: Decimal) -> Decimal {
+    let price = units.get() * l.line.unit_price.amount();
+    let tax = units.get() * l.line.unit_tax.amount();
+    if price.is_zero() {
+        return tax;
+    }
+    let kept = fees.max(Decimal::ZERO).min(price);
+    let refunded_price = price - kept;
+    refunded_price + tax * refunded_price / price
 }
 
 /// The command that records a delivered action's result on the return, if

@@ -145,7 +145,7 @@ pub fn decide(
             if state.totals().inspected.is_zero() {
                 return Err(not_allowed());
             }
-            record_disposition(state, dispositions, now)
+            record_disposition(state, dispositions, currency, now)
         }
         Command::LinkDocument(document) => {
             if !state.approved {
@@ -694,8 +694,23 @@ fn record_inspection(
 fn record_disposition(
     state: &ReturnState,
     dispositions: &[DispositionLine],
+    currency: Currency,
     now: DateTime<Utc>,
 ) -> Result<Vec<Event>, Rejection> {
+    for (i, d) in dispositions.iter().enumerate() {
+        let Some(fee) = &d.restocking_fee else {
+            continue;
+        };
+        let field = || format!("dispositions[{i}].restocking_fee");
+        same_currency(fee, currency, field)?;
+        let price = line(state, d.line_no)?.line.unit_price.amount();
+        if fee.amount().is_sign_negative() || fee.amount() > price {
+            return Err(Rejection::Invalid {
+                field: field(),
+                reason: format!("must be between 0 and the unit price {price}"),
+            });
+        }
+    }
     let moves = dispositions.iter().map(|d| UnitMove {
         line_no: d.line_no,
         quantity: d.quantity,

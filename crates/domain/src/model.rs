@@ -252,4 +252,9 @@ pub struct DispositionLine {
     pub disposition: Disposition,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub serial_numbers: Vec<SerialNumber>,
+    /// Restocking fee per unit, kept from the credit (the policy's fee
+    /// rules set it by reason and condition). At most the unit price; the
+    /// tax credited shrinks in proportion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restocking_fee: Option<Money>,
 }

@@ -167,6 +167,15 @@ pub struct LineState {
     /// answer has not come back yet.
     #[serde(default)]
     pub credit_due: Quantity,
+    /// Restocking fees of the dispositioned units (fee per unit × units).
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub fees: Decimal,
+    /// The part of `fees` that belongs to the units in `credit_due`, taken
+    /// at the same moment, so each memo keeps exactly the fees of its units.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    pub fees_due: Decimal,
     /// Money credited or refunded for this line so far.
     #[schemars(with = "String")]
     pub credited: Decimal,
@@ -184,6 +193,8 @@ impl LineState {
             dispositioned: BTreeMap::new(),
             settled: Quantity::ZERO,
             credit_due: Quantity::ZERO,
+            fees: Decimal::ZERO,
+            fees_due: Decimal::ZERO,
             credited: Decimal::ZERO,
             line,
         }
@@ -351,6 +362,9 @@ pub fn evolve(state: &mut ReturnState, event: &Event) {
                 if let Some(line) = state.lines.get_mut(&d.line_no) {
                     let q = line.dispositioned.entry(d.disposition).or_default();
                     *q = q.plus(d.quantity);
+                    if let Some(fee) = &d.restocking_fee {
+                        line.fees += fee.amount() * d.quantity.get();
+                    }
                 }
             }
             let disposition_final = state
@@ -360,6 +374,7 @@ pub fn evolve(state: &mut ReturnState, event: &Event) {
             if disposition_final {
                 for line in state.lines.values_mut() {
                     line.credit_due = line.dispositioned_total();
+                    line.fees_due = line.fees;
                 }
             }
         }

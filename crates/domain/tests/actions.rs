@@ -117,3 +117,53 @@ fn cancellation_undoes_the_systems_and_a_late_label_is_voided() {
         Some(h.state.label.clone().expect("label").tracking_number)
     );
 }
+
+#[test]
+fn restocking_fees_come_off_the_credit_with_tax_in_proportion() {
+    // Unit price 10.00, tax 2.00. Two units: one restocked with a 1.50 fee,
+    // one scrapped without. Credit = (20.00 - 1.50) + 4.00 * 18.50 / 20.00
+    // = 18.50 + 3.70 = 22.20.
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![line(1, "SKU-A", 2)]));
+    h.accept(approve_all());
+    h.accept(receive("R1", &[(1, "SKU-A", 2)]));
+    h.accept(inspect(&[(1, 2)]));
+    let mut with_fee = disposition(1, q(1), Disposition::Restock);
+    with_fee.restocking_fee = Some(usd_amt("1.50"));
+    let dispositioned = act(
+        &mut h,
+        Command::RecordDisposition {
+            dispositions: vec![with_fee, disposition(1, q(1), Disposition::Scrap)],
+        },
+    );
+    let memo = dispositioned
+        .iter()
+        .find(|a| a.kind == ActionKind::ErpCreditMemo)
+        .expect("credit is due");
+    assert_eq!(memo.lines[0].amount, Some(usd_amt("22.20")));
+    assert_eq!(h.line(1).fees, dec("1.50"));
+}
+
+#[test]
+fn a_fee_above_the_price_or_in_another_currency_is_refused() {
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![line(1, "SKU-A", 1)]));
+    h.accept(approve_all());
+    h.accept(receive("R1", &[(1, "SKU-A", 1)]));
+    h.accept(inspect(&[(1, 1)]));
+    for fee in [usd_amt("10.01"), money("1.00", eur())] {
+        let mut d = disposition(1, q(1), Disposition::Restock);
+        d.restocking_fee = Some(fee);
+        let refused = h.refuse(Command::RecordDisposition {
+            dispositions: vec![d],
+        });
+        assert!(
+            matches!(
+                refused,
+                backhaul_domain::Rejection::Invalid { .. }
+                    | backhaul_domain::Rejection::CurrencyMismatch { .. }
+            ),
+            "{refused:?}"
+        );
+    }
+}

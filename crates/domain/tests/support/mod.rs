@@ -208,6 +208,7 @@ pub(crate) fn disposition(n: u32, quantity: Quantity, disposition: Disposition) 
         quantity,
         disposition,
         serial_numbers: Vec::new(),
+        restocking_fee: None,
     }
 }
 
