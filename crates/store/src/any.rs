@@ -15,8 +15,9 @@ use uuid::Uuid;
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, AuditEntry, BacklogRow, ClaimRequest,
     Claimed, Delivery, DeliveryFilter, DeliveryState, DeliveryStore, Error, EventStore, Finish,
-    IdempotencyRecord, OperateError, Operation, PgStore, RawEventRow, RecordedEvent, Result,
-    SqliteStore, SqliteSync, SummaryFilter, SummaryRow,
+    IdempotencyRecord, MasterBatch, MasterSnapshot, MasterStore, OperateError, Operation, PgStore,
+    RawEventRow, RecordedEvent, Result, RevisionMismatch, SqliteStore, SqliteSync, SummaryFilter,
+    SummaryRow,
 };
 
 /// Where and how to store data.
@@ -256,6 +257,24 @@ impl DeliveryStore for AnyStore {
 
     async fn delivery_audit(&self, id: i64) -> Result<Vec<AuditEntry>> {
         delegate!(self, s => s.delivery_audit(id))
+    }
+}
+
+impl MasterStore for AnyStore {
+    async fn put_master(
+        &self,
+        batch: &MasterBatch,
+        at: DateTime<Utc>,
+    ) -> Result<Result<i64, RevisionMismatch>> {
+        delegate!(self, s => s.put_master(batch, at))
+    }
+
+    async fn load_master(&self) -> Result<MasterSnapshot> {
+        delegate!(self, s => s.load_master())
+    }
+
+    async fn master_revision(&self) -> Result<i64> {
+        delegate!(self, s => s.master_revision())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Durable storage for Backhaul: the event log, the stream heads with their
-//! read model (the return summary), idempotency records, the outbox and API
-//! keys.
+//! read model (the return summary), idempotency records, the outbox, API
+//! keys and master data.
 //!
 //! The store knows nothing about returns beyond the columns it filters on; the
 //! engine turns domain state into [`SummaryRow`]s and domain events into
@@ -19,12 +19,16 @@
 //! - `outbox`: deliveries (outbound work) written with the events, claimed
 //!   under a lease, finished once, operated on with an audit trail; the
 //!   claim and operator rules written once for both backends.
+//! - `master`: master data (SKUs, customers, orders, crosswalks…) as JSON
+//!   documents keyed by kind and key, with a revision bumped on every write;
+//!   the rules about the records themselves live in `backhaul-master`.
 //! - `any`: run-time choice of backend.
 
 mod any;
 mod append;
 mod committer;
 mod common;
+mod master;
 mod outbox;
 mod postgres;
 mod sqlite;
@@ -32,6 +36,10 @@ mod types;
 
 pub use any::{AnyStore, StoreConfig};
 pub use committer::{Committer, CommitterConfig, CommitterHandle};
+pub use master::{
+    MasterBatch, MasterBatchError, MasterKey, MasterRow, MasterSnapshot, MasterStore, NewMasterRow,
+    RevisionMismatch,
+};
 pub use outbox::{
     AuditEntry, ClaimRequest, Claimed, Delivery, DeliveryFilter, DeliveryState, DeliveryStore,
     Finish, NewDelivery, OperateError, Operation,

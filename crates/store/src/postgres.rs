@@ -20,6 +20,7 @@
 //! Types: UUIDs are `uuid`, timestamps `timestamptz` (microsecond precision),
 //! JSON `jsonb`. The append algorithm itself lives in `append`.
 
+mod master;
 mod outbox;
 
 use std::collections::{HashMap, HashSet};

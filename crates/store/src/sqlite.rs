@@ -11,6 +11,7 @@
 //! timestamps as fixed-width RFC 3339 UTC TEXT, JSON as TEXT. The append
 //! algorithm itself lives in `append`.
 
+mod master;
 mod outbox;
 
 use std::collections::{HashMap, HashSet};

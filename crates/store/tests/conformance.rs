@@ -20,8 +20,9 @@ use std::collections::HashMap;
 use backhaul_store::{
     AnyStore, ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, ClaimRequest,
     Claimed, Committer, CommitterConfig, DeliveryFilter, DeliveryState, DeliveryStore, Error,
-    EventStore, Finish, IdempotencyRecord, NewDelivery, NewEvent, OperateError, Operation, PgStore,
-    RawEventRow, SqliteSync, StoreConfig, SummaryFilter, SummaryRow,
+    EventStore, Finish, IdempotencyRecord, MasterBatch, MasterKey, MasterRow, MasterStore,
+    NewDelivery, NewEvent, NewMasterRow, OperateError, Operation, PgStore, RawEventRow,
+    RevisionMismatch, SqliteSync, StoreConfig, SummaryFilter, SummaryRow,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -167,6 +168,10 @@ conformance!(
     operator_actions_follow_the_state_and_are_audited,
     cancelled_prerequisite_sends_dependants_to_the_exception_queue,
     rows_that_cannot_go_do_not_fill_the_claim_window,
+    master_records_load_as_they_were_put,
+    master_upsert_replaces_and_every_write_bumps_the_revision,
+    master_batch_is_all_or_nothing,
+    master_write_with_a_stale_revision_writes_nothing,
 );
 
 // ---------------------------------------------------------------------------
@@ -1757,4 +1762,273 @@ async fn rows_that_cannot_go_do_not_fill_the_claim_window(store: AnyStore) {
     // a window of one row, b:1 must still be found.
     one.quota.insert("erp".to_owned(), 0);
     assert_eq!(keys(&claim(&store, &one).await), vec!["b:1"]);
+}
+
+// ---------------------------------------------------------------------------
+// Master data
+
+fn master_row(kind: &str, key: &str, body: serde_json::Value) -> NewMasterRow {
+    NewMasterRow {
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        body: body.into(),
+    }
+}
+
+fn master_batch(
+    expected: Option<i64>,
+    rows: Vec<NewMasterRow>,
+    deletes: &[(&str, &str)],
+) -> MasterBatch {
+    let deletes = deletes
+        .iter()
+        .map(|(kind, key)| MasterKey {
+            kind: (*kind).to_owned(),
+            key: (*key).to_owned(),
+        })
+        .collect();
+    MasterBatch::new(expected, rows, deletes).expect("a valid batch")
+}
+
+async fn put_master(store: &AnyStore, batch: &MasterBatch, seconds: i64) -> i64 {
+    store
+        .put_master(batch, at(seconds))
+        .await
+        .expect("put master data")
+        .expect("no revision mismatch")
+}
+
+/// (kind, key, body, revision) of every stored record, in load order.
+async fn master_contents(store: &AnyStore) -> (i64, Vec<(String, String, serde_json::Value, i64)>) {
+    let snapshot = store.load_master().await.expect("load master data");
+    let rows = snapshot
+        .rows
+        .iter()
+        .map(|r: &MasterRow| (r.kind.clone(), r.key.clone(), r.body.to_value(), r.revision))
+        .collect();
+    (snapshot.revision, rows)
+}
+
+async fn master_records_load_as_they_were_put(store: AnyStore) {
+    let empty = store.load_master().await.expect("load");
+    assert_eq!((empty.revision, empty.rows.len()), (0, 0));
+    assert_eq!(store.master_revision().await.expect("revision"), 0);
+
+    let sku = json!({ "sku": "DRILL-18V", "description": "Drill \"18V\" ü", "conversions": [{ "uom": "CS", "factor": "12" }] });
+    let customer = json!({ "account": "C0001", "parent": null });
+    // Keys that sort differently by byte and by a locale's collation: the
+    // load order is byte order on both backends.
+    let revision = put_master(
+        &store,
+        &master_batch(
+            None,
+            vec![
+                master_row("sku", "b-2", sku.clone()),
+                master_row("sku", "B-10", sku.clone()),
+                master_row("customer", "C0001", customer.clone()),
+                master_row(
+                    "crosswalk",
+                    "portal:reason:Trop petit",
+                    json!({ "canonical": "SIZE_FIT" }),
+                ),
+            ],
+            &[],
+        ),
+        5,
+    )
+    .await;
+    assert_eq!(revision, 1);
+    assert_eq!(store.master_revision().await.expect("revision"), 1);
+
+    let snapshot = store.load_master().await.expect("load");
+    assert_eq!(snapshot.revision, 1);
+    let names: Vec<(&str, &str)> = snapshot
+        .rows
+        .iter()
+        .map(|r| (r.kind.as_str(), r.key.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("crosswalk", "portal:reason:Trop petit"),
+            ("customer", "C0001"),
+            ("sku", "B-10"),
+            ("sku", "b-2"),
+        ]
+    );
+    assert_eq!(snapshot.rows[2].body.to_value(), sku);
+    assert_eq!(snapshot.rows[1].body.to_value(), customer);
+    assert!(
+        snapshot
+            .rows
+            .iter()
+            .all(|r| r.revision == 1 && r.updated_at == at(5))
+    );
+}
+
+async fn master_upsert_replaces_and_every_write_bumps_the_revision(store: AnyStore) {
+    let first = master_batch(
+        None,
+        vec![
+            master_row("sku", "A", json!({ "v": 1 })),
+            master_row("sku", "B", json!({ "v": 1 })),
+            master_row("site", "DC1", json!({ "v": 1 })),
+        ],
+        &[],
+    );
+    assert_eq!(put_master(&store, &first, 1).await, 1);
+
+    // Replace A whole (its old field goes), add C, delete the site and a
+    // record that never existed.
+    let second = master_batch(
+        Some(1),
+        vec![
+            master_row("sku", "A", json!({ "w": 2 })),
+            master_row("sku", "C", json!({ "v": 2 })),
+        ],
+        &[("site", "DC1"), ("site", "NOWHERE")],
+    );
+    assert_eq!(put_master(&store, &second, 2).await, 2);
+    let (revision, rows) = master_contents(&store).await;
+    assert_eq!(revision, 2);
+    assert_eq!(
+        rows,
+        [
+            ("sku".to_owned(), "A".to_owned(), json!({ "w": 2 }), 2),
+            ("sku".to_owned(), "B".to_owned(), json!({ "v": 1 }), 1),
+            ("sku".to_owned(), "C".to_owned(), json!({ "v": 2 }), 2),
+        ]
+    );
+    let loaded = store.load_master().await.expect("load");
+    assert_eq!(loaded.rows[0].updated_at, at(2));
+    assert_eq!(
+        loaded.rows[1].updated_at,
+        at(1),
+        "untouched rows keep their stamp"
+    );
+
+    // Writing the same content again is still a write: a new revision.
+    let again = master_batch(None, vec![master_row("sku", "A", json!({ "w": 2 }))], &[]);
+    assert_eq!(put_master(&store, &again, 3).await, 3);
+    // An empty batch writes nothing and keeps the revision.
+    assert_eq!(
+        put_master(&store, &master_batch(None, vec![], &[]), 4).await,
+        3
+    );
+    assert_eq!(
+        put_master(&store, &master_batch(Some(3), vec![], &[]), 4).await,
+        3
+    );
+    assert_eq!(store.master_revision().await.expect("revision"), 3);
+}
+
+async fn master_batch_is_all_or_nothing(store: AnyStore) {
+    put_master(
+        &store,
+        &master_batch(
+            None,
+            vec![master_row("sku", "KEEP", json!({ "v": 1 }))],
+            &[],
+        ),
+        1,
+    )
+    .await;
+    // More rows than one statement takes, so the batch spans several
+    // statements, the last row of which the database refuses (a body must be
+    // a JSON object). Nothing of it may remain, the update and the deletion
+    // included.
+    let mut rows: Vec<NewMasterRow> = (0..600)
+        .map(|n| master_row("order", &format!("SO-{n:04}"), json!({ "n": n })))
+        .collect();
+    rows.push(master_row("sku", "KEEP", json!({ "v": 2 })));
+    rows.push(master_row(
+        "order",
+        "SO-BAD",
+        json!(["not", "an", "object"]),
+    ));
+    let failed = store
+        .put_master(&master_batch(Some(1), rows, &[("sku", "GONE")]), at(2))
+        .await;
+    assert!(matches!(failed, Err(Error::Database(_))), "{failed:?}");
+    let (revision, rows) = master_contents(&store).await;
+    assert_eq!(revision, 1);
+    assert_eq!(
+        rows,
+        [("sku".to_owned(), "KEEP".to_owned(), json!({ "v": 1 }), 1)]
+    );
+    assert_eq!(store.master_revision().await.expect("revision"), 1);
+
+    // The same batch without the bad row goes through whole.
+    let rows: Vec<NewMasterRow> = (0..600)
+        .map(|n| master_row("order", &format!("SO-{n:04}"), json!({ "n": n })))
+        .collect();
+    assert_eq!(
+        put_master(&store, &master_batch(Some(1), rows, &[("sku", "KEEP")]), 3).await,
+        2
+    );
+    let (revision, rows) = master_contents(&store).await;
+    assert_eq!(revision, 2);
+    assert_eq!(rows.len(), 600);
+    assert!(
+        rows.iter()
+            .all(|(kind, _, _, rev)| kind == "order" && *rev == 2)
+    );
+}
+
+async fn master_write_with_a_stale_revision_writes_nothing(store: AnyStore) {
+    put_master(
+        &store,
+        &master_batch(
+            None,
+            vec![master_row("vendor", "V1", json!({ "v": 1 }))],
+            &[],
+        ),
+        1,
+    )
+    .await;
+    put_master(
+        &store,
+        &master_batch(
+            Some(1),
+            vec![master_row("vendor", "V2", json!({ "v": 1 }))],
+            &[],
+        ),
+        2,
+    )
+    .await;
+    // A writer that validated against revision 1 lost the race.
+    let stale = master_batch(
+        Some(1),
+        vec![master_row("vendor", "V1", json!({ "v": 9 }))],
+        &[("vendor", "V2")],
+    );
+    let outcome = store.put_master(&stale, at(3)).await.expect("put");
+    assert_eq!(
+        outcome,
+        Err(RevisionMismatch {
+            expected: 1,
+            actual: 2
+        })
+    );
+    let (revision, rows) = master_contents(&store).await;
+    assert_eq!(revision, 2);
+    assert_eq!(
+        rows,
+        [
+            ("vendor".to_owned(), "V1".to_owned(), json!({ "v": 1 }), 1),
+            ("vendor".to_owned(), "V2".to_owned(), json!({ "v": 1 }), 2),
+        ]
+    );
+    // An empty batch with a stale expectation is refused as well.
+    let outcome = store
+        .put_master(&master_batch(Some(0), vec![], &[]), at(4))
+        .await
+        .expect("put");
+    assert_eq!(
+        outcome,
+        Err(RevisionMismatch {
+            expected: 0,
+            actual: 2
+        })
+    );
 }
