@@ -97,6 +97,11 @@ pub(crate) struct Problem {
     pub(crate) detail: String,
     /// Stable machine-readable code; never changes meaning.
     pub(crate) code: &'static str,
+    /// Every problem of a batch (master data), each with the file, line,
+    /// record and column it is about; absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<serde_json::Value>")]
+    pub(crate) problems: Vec<serde_json::Value>,
 }
 
 /// Status, code and title of one kind of problem.
@@ -175,6 +180,18 @@ fn rejection_kind(rejection: &Rejection) -> Kind {
 }
 
 impl ApiError {
+    /// The problems of a refused batch, for the `problems` member.
+    fn problems(&self) -> Vec<serde_json::Value> {
+        match self {
+            ApiError::Engine(EngineError::MasterData(errors)) => errors
+                .problems()
+                .iter()
+                .filter_map(|p| serde_json::to_value(p).ok())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     fn kind(&self) -> Kind {
         match self {
             ApiError::Engine(e) => match e {
@@ -195,6 +212,22 @@ impl ApiError {
                     "not_attribute_owner",
                     "Your system does not own this attribute",
                 ),
+                EngineError::Rules(e) => kind(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    e.code(),
+                    "The request cannot be read in the hub's terms",
+                ),
+                EngineError::NoPolicy => kind(
+                    StatusCode::CONFLICT,
+                    "no_policy",
+                    "No eligibility policy is in force",
+                ),
+                EngineError::MasterData(_) => kind(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_master_data",
+                    "The master data has problems; nothing was stored",
+                ),
+                EngineError::Master(_) => internal(),
                 EngineError::Store(backhaul_store::Error::ShuttingDown) => shutting_down(),
                 EngineError::Invariant(_) | EngineError::Corrupt(_) | EngineError::Store(_) => {
                     internal()
@@ -329,6 +362,7 @@ impl IntoResponse for ApiError {
             status: kind.status.as_u16(),
             detail,
             code: kind.code,
+            problems: self.problems(),
         };
         let mut response = (kind.status, Json(problem)).into_response();
         let headers = response.headers_mut();

@@ -64,6 +64,10 @@ fn component_schemas() -> Map<String, Value> {
     add::<backhaul_domain::model::FinancialDocument>(&mut generator);
     add::<backhaul_domain::command::Settlement>(&mut generator);
     add::<backhaul_domain::ownership::LineCorrection>(&mut generator);
+    add::<backhaul_domain::eligibility::Assessment>(&mut generator);
+    add::<crate::routes::v1::master::MasterQuery>(&mut generator);
+    add::<crate::routes::v1::master::MasterLoad>(&mut generator);
+    add::<crate::routes::v1::master::MasterStatus>(&mut generator);
     add::<Reason>(&mut generator);
     add::<Inspections>(&mut generator);
     add::<Dispositions>(&mut generator);
@@ -185,6 +189,9 @@ fn operation(route: &Route, schemas: &Map<String, Value>) -> Value {
         };
         parameters.push(schema_param_ref(name));
     }
+    if route.path.contains("{kind}") {
+        parameters.push(schema_param_ref("MasterKind"));
+    }
     if route.idempotency_key {
         parameters.push(schema_param_ref("IdempotencyKey"));
         parameters.push(schema_param_ref("CorrelationId"));
@@ -298,6 +305,13 @@ fn build() -> Value {
                     "in": "path",
                     "required": true,
                     "schema": { "type": "string", "format": "uuid" },
+                },
+                "MasterKind": {
+                    "name": "kind",
+                    "in": "path",
+                    "required": true,
+                    "description": "The kind of master data, singular or plural.",
+                    "schema": { "type": "string", "enum": ["sku", "skus", "customer", "customers", "site", "sites", "order", "orders", "vendor", "vendors", "crosswalk", "crosswalks"] },
                 },
                 "DeliveryId": {
                     "name": "id",

@@ -9,15 +9,18 @@
 //! request. The record is written in the same transaction as the events, so
 //! "applied" and "remembered" can never disagree.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use backhaul_domain::action::{Action, Target};
+use backhaul_domain::eligibility::Assessment;
+use backhaul_domain::model::ReturnRequest;
 use backhaul_domain::{
     Command, EVENT_SCHEMA_VERSION, Event, Rejection, ReturnState, ReturnSummary, decide, evolve,
     values::ReturnId,
 };
+use backhaul_master::{Changes, ImportErrors, Kind, MasterData, Mode, Record, persist};
 use backhaul_store::{
     AnyStore, AppendConflict, AppendRequest, BacklogRow, Committer, CommitterConfig,
     CommitterHandle, EventStore, IdempotencyRecord, JsonText, NewDelivery, NewEvent, RecordedEvent,
@@ -25,6 +28,7 @@ use backhaul_store::{
 };
 use chrono::{DateTime, Utc};
 use lru::LruCache;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +37,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::ownership::{NotOwner, Ownership};
+use crate::rules::{Rules, RulesError, RulesHandle, claimed_by};
 
 /// How often a command is decided again after losing an optimistic
 /// concurrency race before giving up.
@@ -60,6 +65,19 @@ pub enum Error {
     /// refusal was recorded on the return.
     #[error(transparent)]
     NotOwner(#[from] NotOwner),
+    /// The request cannot be read in the hub's terms (an unmapped code, a
+    /// unit of measure the SKU does not have); nothing was stored.
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    /// Master data sent or imported has problems; nothing was stored.
+    #[error(transparent)]
+    MasterData(ImportErrors),
+    /// Master data could not be read or written.
+    #[error("master data: {0}")]
+    Master(String),
+    /// Eligibility was asked of a hub that has no policy in force.
+    #[error("no eligibility policy is in force on this hub")]
+    NoPolicy,
     #[error(transparent)]
     Store(#[from] backhaul_store::Error),
 }
@@ -81,6 +99,15 @@ pub struct EngineConfig {
     /// Which system owns which governed attribute (`[engine.ownership]`,
     /// checked when the configuration is read).
     pub ownership: Ownership,
+    /// The policy and master data in force. Set by the binary (from the
+    /// `[policy]` section and the store), not from this section.
+    #[serde(skip)]
+    pub rules: RulesHandle,
+    /// Whether an inspection is dispositioned by the policy in the same
+    /// step (`[policy] dispose_on_inspection`). Off, a partner sends the
+    /// dispositions.
+    #[serde(skip)]
+    pub dispose_on_inspection: bool,
 }
 
 impl Default for EngineConfig {
@@ -90,6 +117,8 @@ impl Default for EngineConfig {
             cache_capacity: 100_000,
             outbound: BTreeSet::new(),
             ownership: Ownership::default(),
+            rules: RulesHandle::default(),
+            dispose_on_inspection: false,
         }
     }
 }
@@ -181,6 +210,8 @@ struct Inner {
     slots: Mutex<Slots>,
     outbound: BTreeSet<Target>,
     ownership: Ownership,
+    rules: RulesHandle,
+    dispose_on_inspection: bool,
     /// Woken after a commit that wrote deliveries, so the dispatcher need
     /// not poll for new work.
     outbox_written: Arc<Notify>,
@@ -212,6 +243,8 @@ impl Engine {
                 slots: Mutex::new(LruCache::new(capacity)),
                 outbound: config.outbound,
                 ownership: config.ownership,
+                rules: config.rules,
+                dispose_on_inspection: config.dispose_on_inspection,
                 outbox_written: Arc::new(Notify::new()),
             }),
         }
@@ -239,24 +272,174 @@ impl Engine {
         Arc::clone(&self.inner.outbox_written)
     }
 
-    /// Opens a new return with a fresh id.
+    /// The policy and master data in force; swap them through the handle.
+    pub fn rules(&self) -> &RulesHandle {
+        &self.inner.rules
+    }
+
+    /// Opens a new return with a fresh id. The request is first put in
+    /// canonical codes (the sender's crosswalks); with a policy in force it
+    /// is assessed, and the return is approved, held or rejected in the
+    /// same step, with the explanation recorded.
     pub async fn create(
         &self,
-        request: backhaul_domain::model::ReturnRequest,
+        request: ReturnRequest,
         meta: CommandMeta,
     ) -> Result<Outcome, Error> {
         let return_id = ReturnId::from_uuid(Uuid::now_v7());
+        let (request, assessment) = self.prepare(request, &meta.partner, false).await?;
         self.apply(
             return_id,
             Command::Request {
                 return_id,
                 request,
-                assessment: None,
+                assessment,
             },
             meta,
             true,
         )
         .await
+    }
+
+    /// Writes master `records` (sent as JSON) all or nothing, or for a dry
+    /// run only says what would change, and puts the new data in force.
+    pub async fn put_master(
+        &self,
+        records: &[Record],
+        dry_run: bool,
+    ) -> Result<(Changes, i64), Error> {
+        let base = self.reload_master().await?;
+        if dry_run {
+            let changes = backhaul_master::validate(&base, records).map_err(Error::MasterData)?;
+            return Ok((changes, base.revision()));
+        }
+        let outcome = persist::write(&self.inner.store, &base, records, self.now())
+            .await
+            .map_err(master_error)?;
+        Ok(self.publish_master(outcome))
+    }
+
+    /// Imports one CSV file of master data (see `backhaul_master::import`
+    /// for the layouts), like [`Engine::put_master`].
+    pub async fn import_master(
+        &self,
+        kind: Kind,
+        file_name: &str,
+        bytes: &[u8],
+        dry_run: bool,
+    ) -> Result<(Changes, i64), Error> {
+        let base = self.reload_master().await?;
+        let mode = if dry_run { Mode::DryRun } else { Mode::Apply };
+        let outcome = persist::import_csv(
+            &self.inner.store,
+            &base,
+            kind,
+            file_name,
+            bytes,
+            mode,
+            self.now(),
+        )
+        .await
+        .map_err(master_error)?;
+        if dry_run {
+            return Ok((outcome.changes, base.revision()));
+        }
+        Ok(self.publish_master(outcome))
+    }
+
+    /// The master data in force, reloaded first if another hub process
+    /// changed it (one revision read when nothing changed).
+    pub async fn reload_master(&self) -> Result<Arc<MasterData>, Error> {
+        let current = self.inner.rules.current();
+        match persist::reload_if_changed(&self.inner.store, &current.master)
+            .await
+            .map_err(master_error)?
+        {
+            Some(fresh) => {
+                self.inner.rules.set_master(fresh);
+                Ok(Arc::clone(&self.inner.rules.current().master))
+            }
+            None => Ok(Arc::clone(&current.master)),
+        }
+    }
+
+    /// Puts what a write produced in force. A write that changed nothing
+    /// produced no new data: the data in force stays.
+    fn publish_master(&self, outcome: backhaul_master::Outcome) -> (Changes, i64) {
+        match outcome.data {
+            Some(data) => {
+                let revision = data.revision();
+                self.inner.rules.set_master(data);
+                (outcome.changes, revision)
+            }
+            None => (
+                outcome.changes,
+                self.inner.rules.current().master.revision(),
+            ),
+        }
+    }
+
+    /// What the policy would decide on `request` from `sender`, now,
+    /// without opening a return: the eligibility API. Reads master data
+    /// from memory and the hub's earlier returns of the same order from
+    /// the read model; never calls another system.
+    pub async fn check_eligibility(
+        &self,
+        request: ReturnRequest,
+        sender: &str,
+    ) -> Result<Assessment, Error> {
+        match self.prepare(request, sender, true).await? {
+            (_, Some(assessment)) => Ok(assessment),
+            (_, None) => Err(Error::NoPolicy),
+        }
+    }
+
+    /// Translates and (with a policy) assesses a request.
+    async fn prepare(
+        &self,
+        request: ReturnRequest,
+        sender: &str,
+        require_policy: bool,
+    ) -> Result<(ReturnRequest, Option<Assessment>), Error> {
+        let rules = self.inner.rules.current();
+        let system = self.inner.ownership.system_of(sender);
+        let request = rules.translate(&system, request)?;
+        if rules.policy.is_none() {
+            if require_policy {
+                return Err(Error::NoPolicy);
+            }
+            return Ok((request, None));
+        }
+        let prior = self.prior_claims(&rules, &request).await?;
+        let assessment = rules.assess(&request, &prior, self.inner.clock.now())?;
+        Ok((request, assessment))
+    }
+
+    /// What the hub's own returns of the request's order already took, per
+    /// order line (see [`claimed_by`]). One read-model query by order, and
+    /// one stream read per earlier return of that order (usually none).
+    async fn prior_claims(
+        &self,
+        rules: &Rules,
+        request: &ReturnRequest,
+    ) -> Result<BTreeMap<String, Decimal>, Error> {
+        let Some(order) = rules.master.order(&request.order_ref) else {
+            return Ok(BTreeMap::new());
+        };
+        let rows = self
+            .inner
+            .store
+            .list_summaries(&SummaryFilter {
+                order_ref: Some(request.order_ref.to_string()),
+                limit: 1000,
+                ..SummaryFilter::default()
+            })
+            .await?;
+        let mut states = Vec::with_capacity(rows.len());
+        for row in rows {
+            states.push(self.load(ReturnId::from_uuid(row.stream_id)).await?.state);
+        }
+        Ok(claimed_by(rules, order, &states))
     }
 
     /// Applies `command` to the return `return_id`.
@@ -322,7 +505,7 @@ impl Engine {
             };
             let now = self.inner.clock.now();
             let events = match decide(&loaded.state, &command, now) {
-                Ok(events) => events,
+                Ok(events) => self.follow_up(&loaded.state, &command, events, now),
                 // Another hub process may have moved the return on since this
                 // one cached it; only the append would notice. Refuse on the
                 // log's truth, not on the cache's: reload and decide again.
@@ -435,6 +618,41 @@ impl Engine {
             }
         }
         Err(Error::Contention(return_id))
+    }
+
+    /// Events the hub adds to a command's own in the same append: with
+    /// `dispose_on_inspection`, the policy's dispositions (and restocking
+    /// fees) of the units just inspected. If the policy's dispositions are
+    /// refused (they never should be), the inspection stands alone and a
+    /// person disposes.
+    fn follow_up(
+        &self,
+        state: &ReturnState,
+        command: &Command,
+        mut events: Vec<Event>,
+        now: DateTime<Utc>,
+    ) -> Vec<Event> {
+        let Command::RecordInspection { inspections } = command else {
+            return events;
+        };
+        if !self.inner.dispose_on_inspection {
+            return events;
+        }
+        let rules = self.inner.rules.current();
+        let mut after = state.clone();
+        for e in &events {
+            evolve(&mut after, e);
+        }
+        let Some(dispose) = rules.dispositions(&after, inspections, now) else {
+            return events;
+        };
+        match decide(&after, &dispose, now) {
+            Ok(more) => events.extend(more),
+            Err(rejection) => {
+                tracing::warn!(%rejection, "the policy's dispositions were refused; left for a person");
+            }
+        }
+        events
     }
 
     async fn replay_idempotent(&self, meta: &CommandMeta) -> Result<Option<Outcome>, Error> {
@@ -642,6 +860,16 @@ fn to_delivery(action: &Action, version: i64, correlation_id: Uuid) -> Result<Ne
 /// The answer to a command: the return's summary, its version and the types
 /// of the events the command appended. Written as text around the summary's
 /// text, so the summary is serialised once per command.
+fn master_error(e: persist::Error) -> Error {
+    match e {
+        persist::Error::Invalid(problems) => Error::MasterData(problems),
+        other @ (persist::Error::Store(_)
+        | persist::Error::Corrupt(_)
+        | persist::Error::Batch(_)
+        | persist::Error::Contended) => Error::Master(other.to_string()),
+    }
+}
+
 fn answer(summary: &JsonText, version: i64, events: &[Event]) -> Result<JsonText, Error> {
     let types: Vec<&str> = events.iter().map(Event::event_type).collect();
     let types = serde_json::to_string(&types).map_err(|e| Error::Corrupt(e.to_string()))?;

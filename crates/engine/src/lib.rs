@@ -15,6 +15,8 @@
 //!   deadline passed before the carrier got the parcel.
 //! - `ownership`: which system owns which governed attribute, and which
 //!   system each sender speaks for; checked before every command.
+//! - `rules`: the policy and master data in force ([`RulesHandle`]), facts
+//!   from master data, crosswalk translation, dispositions after inspection.
 //! - `dispatch`: the [`Dispatcher`], which delivers the outbox through the
 //!   sinks with retries, throttling and circuit breakers, and feeds results
 //!   back as commands.
@@ -29,6 +31,7 @@ mod expiry;
 mod outbound;
 mod ownership;
 mod replay;
+mod rules;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{
@@ -39,3 +42,4 @@ pub use expiry::{Expirer, ExpiryConfig};
 pub use outbound::{BoxFuture, DeliveryRequest, Inbox, Received, Sink, SinkError, Source};
 pub use ownership::{NotOwner, Ownership, OwnershipConfig};
 pub use replay::{ReplayReport, replay};
+pub use rules::{Rules, RulesError, RulesHandle, claimed_by};

@@ -444,8 +444,9 @@ impl Record {
         }
     }
 
-    /// Reads a body of `kind` as the store keeps it.
-    pub(crate) fn from_body(kind: Kind, body: &str) -> Result<Record, serde_json::Error> {
+    /// Reads one record of `kind` from JSON without its `type` tag, as the
+    /// store keeps it and as `POST /v1/master/{kind}` takes it.
+    pub fn from_body(kind: Kind, body: &str) -> Result<Record, serde_json::Error> {
         Ok(match kind {
             Kind::Sku => Record::Sku(serde_json::from_str(body)?),
             Kind::Customer => Record::Customer(serde_json::from_str(body)?),

@@ -318,6 +318,12 @@ impl MasterData {
             })
     }
 
+    /// Whether `system` has a crosswalk of `kind`: if not, it is taken to
+    /// speak canonical codes; if so, every code it sends must be mapped.
+    pub fn translates(&self, system: &str, kind: CrosswalkKind) -> bool {
+        self.crosswalk(system, kind).is_some()
+    }
+
     pub(crate) fn crosswalk(&self, system: &str, kind: CrosswalkKind) -> Option<&Crosswalk> {
         self.crosswalks.get(system)?.get(&kind)
     }

@@ -59,10 +59,21 @@ async fn every_route_of_the_table_is_served_and_documented() {
             "{}",
             route.path
         );
-        // Every lifecycle command takes a key; only operator actions on
-        // deliveries are POSTs without one.
+        // Every lifecycle command takes a key; the POSTs without one are
+        // operator actions on deliveries, the eligibility check (it stores
+        // nothing) and master data loads (an upsert: repeating it changes
+        // nothing).
         if route.verb == backhaul_api::Verb::Post && !route.idempotency_key {
-            assert!(route.path.starts_with("/v1/deliveries/"), "{}", route.path);
+            assert!(
+                route.path.starts_with("/v1/deliveries/")
+                    || route.path == "/v1/eligibility"
+                    || route.path.starts_with("/v1/master/"),
+                "{}",
+                route.path
+            );
+        }
+        if route.path.contains("{kind}") {
+            assert!(params.contains("MasterKind"), "{}: {params}", route.path);
         }
         if route.path.contains("{id}") {
             let expected = if route.path.starts_with("/v1/deliveries/") {

@@ -3,5 +3,7 @@
 pub(crate) mod backlog;
 pub(crate) mod connectors;
 pub(crate) mod deliveries;
+pub(crate) mod eligibility;
+pub(crate) mod master;
 pub(crate) mod returns;
 pub(crate) mod schema;
