@@ -23,6 +23,7 @@ mod helpers;
 mod idempotency;
 mod lifecycle;
 mod ownership;
+mod policy;
 mod queries;
 mod routes;
 mod serve;
