@@ -15,6 +15,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
+use crate::policy::PolicyConfig;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -33,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) sources: BTreeMap<String, SourceConfig>,
     /// Expiring approved returns nobody ships.
     pub(crate) expiry: ExpiryConfig,
+    /// The eligibility and disposition policy.
+    pub(crate) policy: PolicyConfig,
 }
 
 /// The HTTP listener.
@@ -121,6 +125,9 @@ impl Config {
         backhaul_connectors::build_sources(&self.sources, &BTreeMap::new())?;
         if self.dispatcher.instance.trim().is_empty() {
             bail!("dispatcher.instance: must not be empty");
+        }
+        if let Some(file) = &self.policy.file {
+            crate::policy::load(file).context("policy.file")?;
         }
         if self.api.max_body_bytes == 0 {
             bail!("api.max_body_bytes: must be greater than zero");

@@ -5,6 +5,8 @@
 //! - `demo`: the whole lifecycle on the embedded default, driven as partners would.
 //! - `deliveries`: the exception queue and dead letters from the command line.
 //! - `bench`: throughput of full lifecycles against the raw storage ceiling.
+//! - `policy`: `backhaul policy check|simulate`, `backhaul master import|status`,
+//!   the `[policy]` section and the policy reloader of `serve`.
 //! - `runtime`: opening the store and starting the engine under one shutdown token.
 //!
 //! `anyhow` is used here and only here; the libraries have typed errors.
@@ -13,6 +15,7 @@ mod bench;
 mod config;
 mod deliveries;
 mod demo;
+mod policy;
 mod runtime;
 
 use std::io::Write;
@@ -92,6 +95,20 @@ enum Cmd {
         /// Who is acting, recorded in the audit trail of retry, skip and cancel.
         #[arg(long, global = true, env = "BACKHAUL_ACTOR", default_value = "cli")]
         actor: String,
+    },
+    /// Check a policy file, or replay the log through a candidate policy.
+    Policy {
+        #[command(subcommand)]
+        action: policy::PolicyCmd,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Load and inspect master data (SKUs, customers, orders, crosswalks…).
+    Master {
+        #[command(subcommand)]
+        action: policy::MasterCmd,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
     },
     /// Run a simulator of an external system (erp, wms, carrier, portal)
     /// over HTTP with its own durable state, for tests and trials.
@@ -286,6 +303,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             db,
             config,
         } => run_sim(&kind, &listen, db, config.as_deref(), &mut out).await,
+        Cmd::Policy { action, config } => {
+            // `check` needs nothing but the file; `simulate` reads the store.
+            let store = match &action {
+                policy::PolicyCmd::Check { .. } => None,
+                policy::PolicyCmd::Simulate { .. } => {
+                    let config = Config::load(config.as_deref())?;
+                    Some(
+                        backhaul_store::AnyStore::open(&config.store)
+                            .await
+                            .with_context(|| {
+                                format!("cannot open the store at {}", config.store.url)
+                            })?,
+                    )
+                }
+            };
+            policy::run_policy(action, store, &mut out).await
+        }
+        Cmd::Master { action, config } => {
+            let config = Config::load(config.as_deref())?;
+            let store = backhaul_store::AnyStore::open(&config.store)
+                .await
+                .with_context(|| format!("cannot open the store at {}", config.store.url))?;
+            policy::run_master(action, store, &mut out).await
+        }
         Cmd::Schema => {
             let schema = backhaul_domain::schema::canonical_schema();
             writeln!(out, "{}", serde_json::to_string_pretty(&schema)?)?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use backhaul_api::{AppState, router};
-use backhaul_engine::{Dispatcher, Engine, Expirer, Inbox, SystemClock};
+use backhaul_engine::{Dispatcher, Engine, Expirer, Inbox, RulesHandle, SystemClock};
 use backhaul_store::AnyStore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,8 +34,22 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .context("invalid connector configuration")?;
     let sources = backhaul_connectors::build_sources(&config.sources, &BTreeMap::new())
         .context("invalid source configuration")?;
+    let policy = match &config.policy.file {
+        Some(file) => Some(crate::policy::load(file)?),
+        None => None,
+    };
+    let master = backhaul_master::persist::load(&store)
+        .await
+        .context("cannot load master data")?;
+    tracing::info!(
+        policy = policy.as_ref().map_or("none", |p| p.version()),
+        master_revision = master.revision(),
+        "rules in force"
+    );
     let mut engine_config = config.engine.clone();
     engine_config.outbound = sinks.iter().map(|(sink, _)| sink.target()).collect();
+    engine_config.rules = RulesHandle::new(policy, master);
+    engine_config.dispose_on_inspection = config.policy.dispose_on_inspection;
     let engine = Engine::start(
         store,
         engine_config,
@@ -49,6 +63,15 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     if connected.is_some() {
         tracing::info!(targets = ?dispatcher.targets(), "delivering the outbox");
         tracker.spawn(dispatcher.run(shutdown.child_token()));
+    }
+    if config.policy.reload_secs > 0 {
+        let every = std::time::Duration::from_secs(config.policy.reload_secs);
+        tracker.spawn(crate::policy::reload(
+            engine.clone(),
+            config.policy.file.clone(),
+            every,
+            shutdown.child_token(),
+        ));
     }
     if config.expiry.interval_secs > 0 {
         let every = std::time::Duration::from_secs(config.expiry.interval_secs);

@@ -17,6 +17,8 @@
 //!   system each sender speaks for; checked before every command.
 //! - `rules`: the policy and master data in force ([`RulesHandle`]), facts
 //!   from master data, crosswalk translation, dispositions after inspection.
+//! - `simulate`: replaying the log's requests through a candidate policy
+//!   (`backhaul policy simulate`), read only.
 //! - `dispatch`: the [`Dispatcher`], which delivers the outbox through the
 //!   sinks with retries, throttling and circuit breakers, and feeds results
 //!   back as commands.
@@ -32,6 +34,7 @@ mod outbound;
 mod ownership;
 mod replay;
 mod rules;
+mod simulate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatch::{
@@ -43,3 +46,4 @@ pub use outbound::{BoxFuture, DeliveryRequest, Inbox, Received, Sink, SinkError,
 pub use ownership::{NotOwner, Ownership, OwnershipConfig};
 pub use replay::{ReplayReport, replay};
 pub use rules::{Rules, RulesError, RulesHandle, claimed_by};
+pub use simulate::{Changed, Simulation, simulate};
