@@ -66,9 +66,13 @@ impl ConnectorKind {
         }
     }
 
-    fn mapping(self) -> Arc<dyn Mapping> {
+    /// The mapping of this kind; `system` is the name the target's codes
+    /// are kept under in the crosswalks.
+    fn mapping(self, system: &ExternalRef) -> Arc<dyn Mapping> {
         match self {
-            ConnectorKind::SimErp => Arc::new(sim_erp::ErpMapping),
+            ConnectorKind::SimErp => Arc::new(sim_erp::ErpMapping {
+                system: system.to_string(),
+            }),
             ConnectorKind::SimWms => Arc::new(sim_wms::WmsMapping),
             ConnectorKind::SimCarrier => Arc::new(sim_carrier::CarrierMapping),
             ConnectorKind::SimPortal => Arc::new(sim_portal::PortalMapping),
@@ -131,9 +135,9 @@ pub fn build(
         let transport = transport(&config.url, target, in_process).map_err(invalid)?;
         let sink: Arc<dyn Sink> = Arc::new(JsonHttpSink::new(
             target,
-            system,
+            system.clone(),
             transport,
-            config.kind.mapping(),
+            config.kind.mapping(&system),
         ));
         sinks.push((sink, config.delivery.clone()));
     }

@@ -32,7 +32,8 @@ use crate::model::{
 };
 use crate::state::{ReturnState, Status};
 use crate::values::{
-    CustomerAccount, ExternalRef, LineNo, Money, OrderRef, Quantity, ReturnId, SiteCode, Sku,
+    CustomerAccount, ExternalRef, LineNo, Money, OrderRef, Quantity, ReasonCode, ReturnId,
+    SiteCode, Sku,
 };
 
 /// The external system an action is for. One connector serves each target.
@@ -170,6 +171,10 @@ pub struct ActionLine {
     /// What happens to the units (inventory adjustments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disposition: Option<Disposition>,
+    /// Why the customer returns them, in canonical codes (return orders);
+    /// the connector sends the target's own code through its crosswalk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_code: Option<ReasonCode>,
 }
 
 /// The payload of an action: everything a connector needs to build its
@@ -274,6 +279,7 @@ pub fn actions(
                         unit_price: Some(l.line.unit_price),
                         amount: None,
                         disposition: None,
+                        reason_code: Some(l.line.reason_code.clone()),
                     })
                     .collect();
                 out.push(Action {
@@ -285,6 +291,7 @@ pub fn actions(
                         .into_iter()
                         .map(|l| ActionLine {
                             unit_price: None,
+                            reason_code: None,
                             ..l
                         })
                         .collect(),
@@ -306,6 +313,7 @@ pub fn actions(
                             unit_price: None,
                             amount: None,
                             disposition: Some(d.disposition),
+                            reason_code: None,
                         })
                     })
                     .collect();
@@ -436,6 +444,7 @@ fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLi
                     Money::new(credit, currency).unwrap_or_else(|_| Money::zero(currency)),
                 ),
                 disposition: None,
+                reason_code: None,
             })
         })
         .collect();

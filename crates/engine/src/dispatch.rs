@@ -584,6 +584,7 @@ impl Dispatcher {
             }
         };
         let prerequisites = parse_prerequisites(&claimed.prerequisites);
+        let rules = self.inner.engine.rules().current();
         let request = DeliveryRequest {
             delivery_id: d.id,
             key: &d.delivery_key,
@@ -591,6 +592,7 @@ impl Dispatcher {
             action: &action,
             prerequisites: &prerequisites,
             correlation_id: d.correlation_id,
+            master: &rules.master,
         };
         let timeout = Duration::from_millis(c.policy.timeout_ms);
         let outcome = match tokio::time::timeout(timeout, c.sink.deliver(request)).await {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use backhaul_domain::Command;
 use backhaul_domain::action::{Action, ActionKind, ActionResult, Target};
 use backhaul_domain::values::{ExternalRef, ReturnId};
+use backhaul_master::{CrosswalkKind, MasterData};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -40,6 +41,31 @@ pub struct DeliveryRequest<'a> {
     /// number for a credit memo); `None` if an operator skipped it.
     pub prerequisites: &'a BTreeMap<ActionKind, Option<ActionResult>>,
     pub correlation_id: Uuid,
+    /// The master data in force, for the target's codes (crosswalks): a
+    /// canonical code the target's crosswalk does not map is a business
+    /// error, never sent as is.
+    pub master: &'a MasterData,
+}
+
+impl DeliveryRequest<'_> {
+    /// The code `system` uses for a canonical code of `kind`: through its
+    /// crosswalk if it has one of that kind, else the canonical code (the
+    /// system speaks canonical codes). An unmapped code is a business error
+    /// (`unmapped_code`) naming the system and the code.
+    pub fn outbound_code(
+        &self,
+        system: &str,
+        kind: CrosswalkKind,
+        canonical: &str,
+    ) -> Result<String, SinkError> {
+        if !self.master.translates(system, kind) {
+            return Ok(canonical.to_owned());
+        }
+        self.master
+            .from_canonical(system, kind, canonical)
+            .map(str::to_owned)
+            .map_err(|unmapped| SinkError::business("unmapped_code", unmapped.to_string()))
+    }
 }
 
 impl DeliveryRequest<'_> {

@@ -90,10 +90,15 @@ impl ReturnOrder {
         let currency = root.currency("currency")?;
         let mut numbers = Vec::new();
         let mut lines = Vec::new();
-        for line in root.objects("lines", &["line_no", "sku", "quantity", "unit_price"])? {
+        for line in root.objects(
+            "lines",
+            &["line_no", "sku", "quantity", "unit_price", "reason_code"],
+        )? {
             numbers.push(line.integer("line_no", 1)?);
             line.positive_decimal("quantity")?;
             line.non_negative_decimal("unit_price")?;
+            // The ERP's own reason code (through the hub's crosswalk), when sent.
+            line.optional_text("reason_code")?;
             lines.push(OrderLine {
                 sku: line.text("sku")?,
             });

@@ -5,12 +5,16 @@
 use backhaul_domain::action::{Action, ActionKind, ActionResult};
 use backhaul_domain::values::Money;
 use backhaul_engine::{DeliveryRequest, SinkError};
+use backhaul_master::CrosswalkKind;
 use http::Method;
 use serde_json::{Value, json};
 
 use crate::http::{Mapping, WireRequest, wire};
 
-pub(crate) struct ErpMapping;
+pub(crate) struct ErpMapping {
+    /// The ERP's name in the crosswalks: reason codes go out as its codes.
+    pub(crate) system: String,
+}
 
 fn money_amount(m: Option<Money>) -> Value {
     m.map_or(Value::Null, |m| Value::String(m.amount().to_string()))
@@ -42,12 +46,22 @@ impl Mapping for ErpMapping {
                     "customer": a.customer,
                     "order_ref": a.order_ref,
                     "currency": currency(a),
-                    "lines": a.lines.iter().map(|l| json!({
-                        "line_no": l.line_no,
-                        "sku": l.sku,
-                        "quantity": l.quantity,
-                        "unit_price": money_amount(l.unit_price),
-                    })).collect::<Vec<_>>(),
+                    "lines": a.lines.iter().map(|l| {
+                        let mut line = json!({
+                            "line_no": l.line_no,
+                            "sku": l.sku,
+                            "quantity": l.quantity,
+                            "unit_price": money_amount(l.unit_price),
+                        });
+                        if let Some(reason) = &l.reason_code {
+                            line["reason_code"] = Value::String(request.outbound_code(
+                                &self.system,
+                                CrosswalkKind::Reason,
+                                reason.as_str(),
+                            )?);
+                        }
+                        Ok(line)
+                    }).collect::<Result<Vec<_>, SinkError>>()?,
                 }),
             ),
             ActionKind::ErpInventoryAdjustment => (

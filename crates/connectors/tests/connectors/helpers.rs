@@ -2,6 +2,7 @@
 //! them, the canonical actions the tests deliver, and assertions on
 //! results.
 
+use backhaul_master::MasterData;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -148,12 +149,24 @@ pub(crate) fn document(number: &str) -> ActionResult {
     }
 }
 
-/// One attempt of one delivery, as the dispatcher would make it.
+/// One attempt of one delivery, as the dispatcher would make it, with no
+/// master data (every system speaks canonical codes).
 pub(crate) async fn deliver(
     sink: &dyn Sink,
     action: &Action,
     key: &str,
     prerequisites: &Prerequisites,
+) -> Result<ActionResult, SinkError> {
+    deliver_with_master(sink, action, key, prerequisites, &MasterData::empty()).await
+}
+
+/// One attempt with `master` in force (crosswalks).
+pub(crate) async fn deliver_with_master(
+    sink: &dyn Sink,
+    action: &Action,
+    key: &str,
+    prerequisites: &Prerequisites,
+    master: &MasterData,
 ) -> Result<ActionResult, SinkError> {
     sink.deliver(DeliveryRequest {
         delivery_id: 1,
@@ -162,6 +175,7 @@ pub(crate) async fn deliver(
         action,
         prerequisites,
         correlation_id: Uuid::from_u128(7),
+        master,
     })
     .await
 }
@@ -180,9 +194,11 @@ pub(crate) fn action(kind: ActionKind) -> Action {
     let extra = match kind {
         ActionKind::ErpReturnOrder => json!({ "lines": [
             { "line_no": 1, "sku": "SKU-A", "quantity": "2",
-              "unit_price": { "amount": "12.50", "currency": CURRENCY } },
+              "unit_price": { "amount": "12.50", "currency": CURRENCY },
+              "reason_code": "DAMAGED" },
             { "line_no": 2, "sku": "SKU-B", "quantity": "1",
-              "unit_price": { "amount": "7.25", "currency": CURRENCY } },
+              "unit_price": { "amount": "7.25", "currency": CURRENCY },
+              "reason_code": "SIZE_FIT" },
         ]}),
         ActionKind::ErpInventoryAdjustment => json!({ "lines": [
             { "line_no": 1, "sku": "SKU-A", "quantity": "2", "disposition": "restock" },

@@ -9,7 +9,10 @@ use backhaul_domain::action::{ActionKind, Target};
 use backhaul_sim::PostingKind;
 use serde_json::Value;
 
-use crate::helpers::{Connected, action, connect};
+use backhaul_engine::SinkError;
+use backhaul_master::{Kind, MasterData};
+
+use crate::helpers::{Connected, action, connect, deliver_with_master, no_prerequisites};
 
 fn fixture(kind: ActionKind) -> Value {
     let path = format!(
@@ -102,4 +105,69 @@ async fn a_credit_memo_is_booked_in_the_erps_ledger_in_the_actions_currency() {
         .map(|(currency, total)| (currency.clone(), total.to_string()))
         .collect();
     assert_eq!(credits, [("EUR".to_owned(), "32.25".to_owned())]);
+}
+
+/// Master data whose ERP crosswalk maps the two reasons of the fixture, or
+/// only one of them.
+fn erp_reasons(both: bool) -> MasterData {
+    let mut csv =
+        String::from("system,kind,external,canonical,preferred\nerp,reason,R07,SIZE_FIT,\n");
+    if both {
+        csv.push_str("erp,reason,R02,DAMAGED,\n");
+    }
+    let records =
+        backhaul_master::parse_csv(Kind::Crosswalk, "crosswalks.csv", csv.as_bytes()).unwrap();
+    MasterData::from_records(1, records).unwrap()
+}
+
+#[tokio::test]
+async fn the_erp_gets_its_own_reason_codes_and_an_unmapped_one_is_an_exception() {
+    let erp = connect(Target::Erp).await;
+    let order = action(ActionKind::ErpReturnOrder);
+
+    deliver_with_master(
+        erp.sink.as_ref(),
+        &order,
+        "mapped",
+        &no_prerequisites(),
+        &erp_reasons(true),
+    )
+    .await
+    .unwrap();
+    let postings = erp.postings().await;
+    let body = &postings
+        .iter()
+        .find(|p| p.idempotency_key == "mapped")
+        .unwrap()
+        .body;
+    assert_eq!(body["lines"][0]["reason_code"], "R02");
+    assert_eq!(body["lines"][1]["reason_code"], "R07");
+
+    // DAMAGED has no ERP code: nothing is sent, a person adds the mapping.
+    let refused = deliver_with_master(
+        erp.sink.as_ref(),
+        &order,
+        "unmapped",
+        &no_prerequisites(),
+        &erp_reasons(false),
+    )
+    .await
+    .unwrap_err();
+    match refused {
+        SinkError::Business { code, message, .. } => {
+            assert_eq!(code, "unmapped_code");
+            assert!(
+                message.contains("DAMAGED") && message.contains("erp"),
+                "{message}"
+            );
+        }
+        other => panic!("an unmapped code is a business error: {other:?}"),
+    }
+    assert!(
+        !erp.postings()
+            .await
+            .iter()
+            .any(|p| p.idempotency_key == "unmapped"),
+        "nothing reached the ERP"
+    );
 }
