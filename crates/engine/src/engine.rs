@@ -469,9 +469,15 @@ impl Engine {
             };
         }
         // Who corrected a line is the sender's system, never what the body says.
+        let sender = self.inner.ownership.system_of(&meta.partner);
         if let Command::CorrectLine { system, .. } = &mut command {
-            *system = self.inner.ownership.system_of(&meta.partner);
+            system.clone_from(&sender);
         }
+        let command = self
+            .inner
+            .rules
+            .current()
+            .translate_command(&sender, command)?;
         self.apply(return_id, command, meta, false).await
     }
 

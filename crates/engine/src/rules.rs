@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use backhaul_domain::eligibility::Assessment;
 use backhaul_domain::model::{DispositionLine, Inspection, ReturnLine, ReturnRequest};
 use backhaul_domain::state::LineState;
-use backhaul_domain::values::{Money, Quantity, ReasonCode};
+use backhaul_domain::values::{ConditionCode, Money, Quantity, ReasonCode};
 use backhaul_domain::{Command, ReturnState};
 use backhaul_master::{CrosswalkKind, MasterData, OrderLineRecord, OrderRecord, Unmapped};
 use backhaul_policy::{
@@ -127,6 +127,32 @@ impl Rules {
             })?;
         }
         Ok(request)
+    }
+
+    /// A command in canonical codes: the condition codes of an inspection
+    /// as `system` sent them, through its condition crosswalk (the same rule
+    /// as [`Rules::translate`] for reasons). Other commands carry no system
+    /// codes and pass unchanged.
+    pub fn translate_command(&self, system: &str, command: Command) -> Result<Command, RulesError> {
+        let Command::RecordInspection { mut inspections } = command else {
+            return Ok(command);
+        };
+        if self.master.translates(system, CrosswalkKind::Condition) {
+            for inspection in &mut inspections {
+                let canonical = self.master.to_canonical(
+                    system,
+                    CrosswalkKind::Condition,
+                    inspection.condition.as_str(),
+                )?;
+                inspection.condition = ConditionCode::parse(canonical).map_err(|e| Unmapped {
+                    system: system.to_owned(),
+                    kind: CrosswalkKind::Condition,
+                    code: format!("{canonical} ({e})"),
+                    direction: backhaul_master::Direction::ToCanonical,
+                })?;
+            }
+        }
+        Ok(Command::RecordInspection { inspections })
     }
 
     /// The policy's assessment of `request` at `now`; `None` without an

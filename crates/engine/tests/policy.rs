@@ -14,7 +14,7 @@ use backhaul_domain::Command;
 use backhaul_domain::action::Target;
 use backhaul_domain::model::ReturnRequest;
 use backhaul_engine::{
-    CommandMeta, Engine, EngineConfig, ManualClock, Rules, RulesHandle, simulate,
+    CommandMeta, Engine, EngineConfig, Error, ManualClock, Rules, RulesHandle, simulate,
 };
 use backhaul_master::{Kind, MasterData};
 use backhaul_policy::Policy;
@@ -123,12 +123,31 @@ async fn the_policy_decides_disposes_and_charges_its_fee(h: Hub) {
         "receipt_ref": "R-1", "lines": [{"line_no": 1, "sku": "GLOVE-L", "quantity": "2"}]}))
     .unwrap();
     h.engine.execute(id, receipt, meta("wms")).await.unwrap();
+    // A grade the WMS's crosswalk does not know is refused, naming both.
+    let unknown: Command = serde_json::from_value(json!({"command": "record_inspection",
+        "inspections": [{"line_no": 1, "quantity": "2", "condition": "Z"}]}))
+    .unwrap();
+    match h.engine.execute(id, unknown, meta("wms")).await {
+        Err(Error::Rules(e)) => {
+            assert_eq!(e.code(), "unmapped_code");
+            assert!(
+                e.to_string().contains("wms") && e.to_string().contains("\"Z\""),
+                "{e}"
+            );
+        }
+        other => panic!("an unmapped condition was not refused: {other:?}"),
+    }
     let inspection: Command = serde_json::from_value(json!({"command": "record_inspection",
-        "inspections": [{"line_no": 1, "quantity": "1", "condition": "NEW"},
-                        {"line_no": 1, "quantity": "1", "condition": "USED"}]}))
+        "inspections": [{"line_no": 1, "quantity": "1", "condition": "A"},
+                        {"line_no": 1, "quantity": "1", "condition": "C"}]}))
     .unwrap();
     let inspected = h.engine.execute(id, inspection, meta("wms")).await.unwrap();
     let body: Value = inspected.body.parse().unwrap();
+    // The WMS's grades A and C are the canonical NEW and USED.
+    assert_eq!(
+        body["return"]["lines"][0]["conditions"],
+        json!({"NEW": "1", "USED": "1"})
+    );
     assert_eq!(
         event_types(&body),
         ["UnitsInspected", "UnitsDispositioned"],
