@@ -175,6 +175,9 @@ pub struct ActionLine {
     /// the connector sends the target's own code through its crosswalk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<ReasonCode>,
+    /// Where the units go at the site (inventory adjustments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<ExternalRef>,
 }
 
 /// The payload of an action: everything a connector needs to build its
@@ -280,6 +283,7 @@ pub fn actions(
                         amount: None,
                         disposition: None,
                         reason_code: Some(l.line.reason_code.clone()),
+                        location: None,
                     })
                     .collect();
                 out.push(Action {
@@ -314,6 +318,7 @@ pub fn actions(
                             amount: None,
                             disposition: Some(d.disposition),
                             reason_code: None,
+                            location: d.location.clone(),
                         })
                     })
                     .collect();
@@ -445,6 +450,7 @@ fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLi
                 ),
                 disposition: None,
                 reason_code: None,
+                location: None,
             })
         })
         .collect();

@@ -257,4 +257,12 @@ pub struct DispositionLine {
     /// tax credited shrinks in proportion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restocking_fee: Option<Money>,
+    /// Where at the site the units go (restock and quarantine), as the
+    /// policy's disposition rule says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<ExternalRef>,
+    /// The policy rule that decided, `<policy version>/<rule id>`, when the
+    /// policy disposed of the units (absent when a partner did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
 }

@@ -19,11 +19,11 @@ use std::sync::{Arc, RwLock};
 use backhaul_domain::eligibility::Assessment;
 use backhaul_domain::model::{DispositionLine, Inspection, ReturnLine, ReturnRequest};
 use backhaul_domain::state::LineState;
-use backhaul_domain::values::{ConditionCode, Money, Quantity, ReasonCode};
+use backhaul_domain::values::{ConditionCode, ExternalRef, Money, Quantity, ReasonCode};
 use backhaul_domain::{Command, ReturnState};
 use backhaul_master::{CrosswalkKind, MasterData, OrderLineRecord, OrderRecord, Unmapped};
 use backhaul_policy::{
-    CustomerFacts, LineFacts, Policy, RequestFacts, UnitFacts, VendorAgreementFacts,
+    CustomerFacts, LineFacts, Policy, Posting, RequestFacts, UnitFacts, VendorAgreementFacts,
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -323,6 +323,15 @@ impl Rules {
                 disposition: decision.disposition,
                 serial_numbers: inspection.serial_numbers.clone(),
                 restocking_fee: (!fee.fee.amount().is_zero()).then_some(fee.fee),
+                location: decision.postings.iter().find_map(|p| match p {
+                    Posting::InventoryIncrease { location }
+                    | Posting::QuarantineStock { location } => ExternalRef::parse(location).ok(),
+                    Posting::ScrapAdjustment
+                    | Posting::SupplierClaim { .. }
+                    | Posting::RepairOrder
+                    | Posting::ReplacementOrder => None,
+                }),
+                decided_by: Some(format!("{}/{}", decision.policy_version, decision.rule)),
             });
         }
         (!dispositions.is_empty()).then_some(Command::RecordDisposition { dispositions })

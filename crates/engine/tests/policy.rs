@@ -160,18 +160,31 @@ async fn the_policy_decides_disposes_and_charges_its_fee(h: Hub) {
 
     // The credit memo: 2 x 12.99 - 3.25 = 22.73, tax 2.06 x 22.73/25.98 =
     // 1.8022..., 24.53 in all (towards zero).
-    let memos: Vec<Value> = h
+    let deliveries = h
         .store
         .list_deliveries(&DeliveryFilter {
             stream_id: Some(id.as_uuid()),
             ..DeliveryFilter::default()
         })
         .await
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.kind == "erp_credit_memo")
-        .map(|d| d.payload.parse().unwrap())
-        .collect();
+        .unwrap();
+    let payloads = |kind: &str| -> Vec<Value> {
+        deliveries
+            .iter()
+            .filter(|d| d.kind == kind)
+            .map(|d| d.payload.parse().unwrap())
+            .collect()
+    };
+    // The restocked pair goes to the policy's restock location; the ERP
+    // return order carries the ERP's own reason code.
+    let adjustment = &payloads("erp_inventory_adjustment")[0];
+    assert_eq!(adjustment["lines"][0]["disposition"], "restock");
+    assert_eq!(adjustment["lines"][0]["location"], "RET-STOCK");
+    assert_eq!(
+        payloads("erp_return_order")[0]["lines"][0]["reason_code"],
+        "SIZE_FIT"
+    );
+    let memos = payloads("erp_credit_memo");
     assert_eq!(memos.len(), 1);
     assert_eq!(
         memos[0]["lines"][0]["amount"]["amount"], "24.53",

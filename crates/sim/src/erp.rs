@@ -166,7 +166,12 @@ impl InventoryAdjustment {
         root.text("site")?;
         let mut numbers = Vec::new();
         let mut lines = Vec::new();
-        for line in root.objects("lines", &["line_no", "sku", "quantity", "disposition"])? {
+        for line in root.objects(
+            "lines",
+            &["line_no", "sku", "quantity", "disposition", "location"],
+        )? {
+            // The bin at the site, when the hub's policy names one.
+            line.optional_text("location")?;
             numbers.push(line.integer("line_no", 1)?);
             lines.push(AdjustmentLine {
                 sku: line.text("sku")?,

@@ -73,12 +73,18 @@ impl Mapping for ErpMapping {
                     // The adjustment's own line numbers: one return line
                     // split over two dispositions is two adjustment lines,
                     // and the ERP wants each number once.
-                    "lines": a.lines.iter().enumerate().map(|(n, l)| json!({
-                        "line_no": n + 1,
-                        "sku": l.sku,
-                        "quantity": l.quantity,
-                        "disposition": l.disposition,
-                    })).collect::<Vec<_>>(),
+                    "lines": a.lines.iter().enumerate().map(|(n, l)| {
+                        let mut line = json!({
+                            "line_no": n + 1,
+                            "sku": l.sku,
+                            "quantity": l.quantity,
+                            "disposition": l.disposition,
+                        });
+                        if let Some(location) = &l.location {
+                            line["location"] = json!(location);
+                        }
+                        line
+                    }).collect::<Vec<_>>(),
                 }),
             ),
             ActionKind::ErpCreditMemo => (

@@ -209,6 +209,8 @@ pub(crate) fn disposition(n: u32, quantity: Quantity, disposition: Disposition) 
         disposition,
         serial_numbers: Vec::new(),
         restocking_fee: None,
+        location: None,
+        decided_by: None,
     }
 }
 
