@@ -4,12 +4,25 @@
 //! connectors and the real dispatcher.
 //!
 //! Who plays what:
+//! - The hub runs with the sample policy (`samples/policy.toml`) and the
+//!   sample master data (`samples/master/*.csv`: vendors, SKUs, customers,
+//!   sites, crosswalks), both built into the binary, so returns are decided
+//!   as a governed hub decides them: the policy approves, holds for review
+//!   or rejects each request from the customer, the order and the SKUs, and
+//!   dispositions each inspected unit by its condition, keeping a
+//!   restocking fee where the policy says so. The sample `orders.csv` is
+//!   not loaded (its dates are fixed, and would fall outside the return
+//!   windows); the demo writes the orders its returns refer to, sold 5 to
+//!   20 days before the demo's clock.
 //! - Partners that *call* the hub do so through the router, each with its
 //!   own API key and idempotency keys, as they would over HTTP: the portal
-//!   opens returns, support decides, cancels and expires, the carrier posts
-//!   its scan feed (read from the carrier simulator, with its duplicates and
-//!   reorderings), the WMS posts receipts, inspections and dispositions,
-//!   finance closes, and operations works the exception queue.
+//!   opens returns (in its own reason codes, which the hub translates
+//!   through the portal's crosswalk), support approves what the policy
+//!   sent to review, cancels and expires, the carrier posts its scan feed
+//!   (read from the carrier simulator, with its duplicates and
+//!   reorderings), the WMS posts receipts and inspections with the
+//!   condition of each unit in its own grades (translated through its
+//!   crosswalk), finance closes, and operations works the exception queue.
 //! - Systems the hub *calls* are the simulators (`backhaul-sim`), reached
 //!   through `backhaul_connectors` over their wire contracts: the ERP gets
 //!   return orders, inventory adjustments and credit memos, the WMS expected
@@ -25,19 +38,22 @@
 //! retries them. At the end the ERP's ledger is reconciled against the hub.
 //!
 //! The days:
-//! - day 0: returns are requested and decided; the hub asks the ERP for
-//!   return orders, the WMS for expected receipts, the carrier for labels;
+//! - day 0: returns are requested and decided by the policy (support
+//!   approves those it holds for review); the hub asks the ERP for return
+//!   orders, the WMS for expected receipts, the carrier for labels;
 //! - day 4: a few returns are cancelled (the hub voids their label and
 //!   cancels their expected receipt); the others' scans come in and the
-//!   warehouse receives, inspects and dispositions them, after which the
-//!   hub posts inventory adjustments and credit memos to the ERP;
+//!   warehouse receives and inspects them, the policy dispositions the
+//!   inspected units in the same step, after which the hub posts inventory
+//!   adjustments and credit memos to the ERP;
 //! - day 11: the exception queue is worked, the late units of partial
 //!   receipts arrive, unused labels have expired;
 //! - day 12: finance closes every settled return.
 //!
 //! Money: the hub credits what was paid (price plus tax) for refund and
-//! store-credit lines and nothing for replacements; the demo no longer
-//! posts settlements of its own, so there is no restocking fee.
+//! store-credit lines, less the policy's restocking fees (the tax in
+//! proportion), and nothing for replacements. The hub's credit memos are
+//! the truth the ERP's ledger is reconciled against.
 //!
 //! Time is one manual clock shared by the hub and the simulators, so "a week
 //! later" takes no time, and when only retries are pending the demo moves
@@ -58,9 +74,13 @@ use axum::http::{Request, StatusCode};
 use backhaul_api::{ApiConfig, AppState, Scope, generate_key, router};
 use backhaul_connectors::{ConnectorConfig, ConnectorKind};
 use backhaul_domain::action::Target;
+use backhaul_domain::values::Sku;
 use backhaul_engine::{
     Clock, DeliveryPolicy, Dispatcher, DispatcherConfig, Engine, EngineConfig, ManualClock,
+    RulesHandle,
 };
+use backhaul_master::{Control, Kind, MasterData, OrderRecord, Record};
+use backhaul_policy::Policy;
 use backhaul_sim::{
     CarrierConfig, Faults, Milestone, PostingKind, Scan, Sim, SimConfig, SimDb, SimKind, Stats,
 };
@@ -116,6 +136,41 @@ const MAX_STALLED_STEPS: u32 = 4000;
 /// Rounds of "work the queue, deliver" before the operator gives up.
 const MAX_OPERATOR_ROUNDS: usize = 3;
 
+/// The sample policy and master data that ship with the project, built
+/// into the binary so the demo runs from any directory.
+pub(crate) const SAMPLE_POLICY: (&str, &str) = (
+    "samples/policy.toml",
+    include_str!("../samples/policy.toml"),
+);
+/// In the order they must be loaded: SKUs name vendors, and the demo's
+/// orders (written after these) name SKUs and customers.
+pub(crate) const SAMPLE_MASTER: [(&str, &[u8]); 5] = [
+    ("vendors", include_bytes!("../samples/master/vendors.csv")),
+    ("skus", include_bytes!("../samples/master/skus.csv")),
+    (
+        "customers",
+        include_bytes!("../samples/master/customers.csv"),
+    ),
+    ("sites", include_bytes!("../samples/master/sites.csv")),
+    (
+        "crosswalks",
+        include_bytes!("../samples/master/crosswalks.csv"),
+    ),
+];
+/// The accounts of the sample policy's `blocked_customers` list (both in
+/// the sample customers): the policy rejects their returns. Should the
+/// policy's list change, the demo's check of each decision says so.
+const BLOCKED_CUSTOMERS: [&str; 2] = ["C-900013", "C-900027"];
+/// The sample policy's `value.threshold`, in minor units: a request worth
+/// more goes to review.
+const REVIEW_THRESHOLD: i64 = 500_000;
+/// What a return for review carries: enough of the most expensive SKU to
+/// be above [`REVIEW_THRESHOLD`] (a contractor's pallet of ladders).
+const HIGH_VALUE_SKU: &str = "LADDER-6FT";
+/// How many days before the demo's clock its orders were sold (shipped a
+/// day later): well inside the policy's 30-day window.
+const SOLD_DAYS_AGO: std::ops::RangeInclusive<i64> = 5..=20;
+
 /// What each scripted return will go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
@@ -154,6 +209,87 @@ impl Scenario {
             Scenario::Rejected | Scenario::CancelledAfterLabel | Scenario::Expired => false,
         }
     }
+
+    /// What the policy must decide on the request: its verdict, the
+    /// status that leaves the return in, and the rules it must find failed
+    /// (none for an approval).
+    fn expected_decision(self) -> (&'static str, &'static str, &'static [&'static str]) {
+        match self {
+            Scenario::Rejected => ("reject", "rejected", &["customer.blocked"]),
+            Scenario::ReviewThenApproved => ("review", "pending_review", &["value.threshold"]),
+            Scenario::Standard
+            | Scenario::PartialReceipt
+            | Scenario::SplitDisposition
+            | Scenario::OverAndUnexpected
+            | Scenario::CancelledAfterLabel
+            | Scenario::Expired => ("approve", "approved", &[]),
+        }
+    }
+}
+
+/// Why a customer sends a line back, as the demo's customers choose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    Damaged,
+    Defective,
+    WrongItem,
+    ChangedMind,
+}
+
+impl Reason {
+    const ALL: [Reason; 4] = [
+        Reason::Damaged,
+        Reason::Defective,
+        Reason::WrongItem,
+        Reason::ChangedMind,
+    ];
+
+    /// What the portal sends: its own code, which the hub translates to
+    /// the canonical one through the portal's crosswalk
+    /// (`samples/master/crosswalks.csv`).
+    fn portal_code(self) -> &'static str {
+        match self {
+            Reason::Damaged => "DAMAGED",
+            Reason::Defective => "DOES_NOT_WORK",
+            Reason::WrongItem => "WRONG_ITEM_SENT",
+            Reason::ChangedMind => "NO_LONGER_NEEDED",
+        }
+    }
+
+    /// The condition the warehouse finds such a unit in: a defective unit
+    /// is defective, a wrong item comes back unopened, a customer who
+    /// changed their mind has opened the box.
+    fn condition(self) -> Condition {
+        match self {
+            Reason::Damaged => Condition::Damaged,
+            Reason::Defective => Condition::Defective,
+            Reason::WrongItem => Condition::New,
+            Reason::ChangedMind => Condition::Opened,
+        }
+    }
+}
+
+/// The condition the warehouse finds a returned unit in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    New,
+    Opened,
+    Damaged,
+    Defective,
+}
+
+impl Condition {
+    /// What the WMS sends: its own grade, which the hub translates to the
+    /// canonical condition (`NEW`, `OPENED`…) through the WMS's crosswalk
+    /// (`samples/master/crosswalks.csv`).
+    fn wms_grade(self) -> &'static str {
+        match self {
+            Condition::New => "A",
+            Condition::Opened => "B",
+            Condition::Damaged => "D",
+            Condition::Defective => "X",
+        }
+    }
 }
 
 /// One line of a scripted return.
@@ -161,11 +297,19 @@ impl Scenario {
 struct PlanLine {
     sku: String,
     quantity: u32,
+    /// Units shipped on the order line (at least `quantity`).
+    shipped: u32,
     /// Unit price in minor units.
     price: i64,
-    reason: &'static str,
+    reason: Reason,
     /// `refund`, `store_credit` or `replacement`.
     outcome: &'static str,
+    /// The order line of its own this line returns from, so two returns of
+    /// one order never compete for the same units.
+    order_line_ref: String,
+    /// Serials of the returned units, for serial-controlled SKUs: the
+    /// first `quantity` of those shipped (see [`orders`]).
+    serials: Vec<String>,
 }
 
 /// A scripted return: its scenario and its request.
@@ -177,6 +321,8 @@ struct Plan {
     order_ref: String,
     customer: String,
     currency: &'static str,
+    /// Days before the demo's clock the order was sold.
+    sold_days_ago: i64,
     send_duplicates: bool,
 }
 
@@ -320,9 +466,8 @@ const SKUS: &[(&str, i64)] = &[
     ("BIT-SET-32", 2499),
     ("GLOVE-L", 1299),
     ("LEVEL-24", 3450),
-    ("LADDER-6FT", 15900),
+    (HIGH_VALUE_SKU, 15900),
 ];
-const REASONS: &[&str] = &["DAMAGED", "DEFECTIVE", "WRONG_ITEM", "CHANGED_MIND"];
 
 fn plan(idx: usize, rng: &mut StdRng) -> Plan {
     let scenario = Scenario::pick(rng);
@@ -348,26 +493,62 @@ fn plan(idx: usize, rng: &mut StdRng) -> Plan {
         lines.push(PlanLine {
             sku: sku.to_owned(),
             quantity,
+            shipped: quantity,
             price,
-            reason: REASONS[rng.gen_range(0..REASONS.len())],
+            reason: Reason::ALL[rng.gen_range(0..Reason::ALL.len())],
             outcome,
+            order_line_ref: String::new(),
+            serials: Vec::new(),
         });
     }
-    // Every fifth order is returned twice: a second return against the same order.
-    let order_no = if idx % 5 == 4 { idx - 1 } else { idx };
+    if scenario == Scenario::ReviewThenApproved {
+        // The most expensive SKU first (it may already be on the return),
+        // in a quantity worth more than the review threshold on its own.
+        match lines.iter().position(|l| l.sku == HIGH_VALUE_SKU) {
+            Some(at) => lines.swap(0, at),
+            None => {
+                lines[0].sku = HIGH_VALUE_SKU.to_owned();
+                lines[0].price = SKUS
+                    .iter()
+                    .find(|(sku, _)| *sku == HIGH_VALUE_SKU)
+                    .map_or(lines[0].price, |(_, price)| *price);
+            }
+        }
+        let unit_paid = lines[0].price + unit_tax(lines[0].price);
+        let above = REVIEW_THRESHOLD / unit_paid + 1;
+        lines[0].quantity = u32::try_from(above)
+            .unwrap_or(u32::MAX)
+            .saturating_add(rng.gen_range(0..=5));
+    }
+    // Some orders shipped more than comes back.
+    for line in &mut lines {
+        line.shipped = line.quantity + rng.gen_range(0..=2);
+    }
     Plan {
         idx,
         scenario,
         lines,
-        order_ref: format!("SO-{:06}", 100_000 + order_no),
-        customer: format!("C{:04}", rng.gen_range(1..=60)),
+        order_ref: format!("SO-{:06}", 100_000 + idx),
+        customer: match scenario {
+            // A customer the policy does not let return anything.
+            Scenario::Rejected => BLOCKED_CUSTOMERS[idx % BLOCKED_CUSTOMERS.len()].to_owned(),
+            Scenario::Standard
+            | Scenario::PartialReceipt
+            | Scenario::SplitDisposition
+            | Scenario::OverAndUnexpected
+            | Scenario::ReviewThenApproved
+            | Scenario::CancelledAfterLabel
+            | Scenario::Expired => format!("C{:04}", rng.gen_range(1..=60)),
+        },
         // The European web shop's returns are in euros.
         currency: if rng.gen_bool(0.15) { "EUR" } else { "USD" },
+        sold_days_ago: rng.gen_range(SOLD_DAYS_AGO),
         send_duplicates: rng.gen_bool(0.25),
     }
 }
 
-/// The scripted returns, with the kit on every [`KIT_EVERY`]th standard one.
+/// The scripted returns, with the kit on every [`KIT_EVERY`]th standard
+/// one, and every fifth return a second return of the order before it.
 fn plans(n: usize, seed: u64) -> Vec<Plan> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut plans: Vec<Plan> = (0..n).map(|i| plan(i, &mut rng)).collect();
@@ -380,7 +561,87 @@ fn plans(n: usize, seed: u64) -> Vec<Plan> {
             first.price = KIT_PRICE;
         }
     }
+    // Every fifth order is returned twice: a second return against the
+    // same order, by the same customer in the same currency. Not when
+    // either return is a blocked customer's: the other would be refused
+    // with it.
+    for i in (4..plans.len()).step_by(5) {
+        let (before, after) = plans.split_at_mut(i);
+        let (first, second) = (&before[i - 1], &mut after[0]);
+        if first.scenario == Scenario::Rejected || second.scenario == Scenario::Rejected {
+            continue;
+        }
+        second.order_ref.clone_from(&first.order_ref);
+        second.customer.clone_from(&first.customer);
+        second.currency = first.currency;
+        second.sold_days_ago = first.sold_days_ago;
+    }
+    for p in &mut plans {
+        for (n, line) in p.lines.iter_mut().enumerate() {
+            line.order_line_ref = format!("{}-{}-{}", p.order_ref, p.idx, n + 1);
+        }
+    }
     plans
+}
+
+/// The orders the plans return from, as the ERP would have sent them to
+/// the hub's master data: sold [`SOLD_DAYS_AGO`] before `now`, shipped a
+/// day later, one order line per plan line. Lines of serial-controlled
+/// SKUs ship with serials, and each plan line returns the first of its
+/// line's serials (filled in here).
+fn orders(
+    plans: &mut [Plan],
+    master: &MasterData,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<Record>> {
+    let mut orders: BTreeMap<String, Value> = BTreeMap::new();
+    for p in plans.iter_mut() {
+        let sold_at = now - Duration::days(p.sold_days_ago);
+        let order = orders.entry(p.order_ref.clone()).or_insert_with(|| {
+            json!({"order_ref": p.order_ref, "customer": p.customer, "currency": p.currency,
+                   "sold_at": sold_at.to_rfc3339(), "lines": []})
+        });
+        let order_lines = order["lines"]
+            .as_array_mut()
+            .context("an order's lines are a list")?;
+        for line in &mut p.lines {
+            let sku = Sku::parse(&line.sku).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let serial_controlled = master
+                .sku(&sku)
+                .with_context(|| format!("{} is not in the sample SKUs", line.sku))?
+                .control
+                == Control::Serial;
+            let shipped_serials: Vec<String> = if serial_controlled {
+                (1..=line.shipped)
+                    .map(|u| format!("{}-{}-{u:03}", line.sku, line.order_line_ref))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            line.serials = shipped_serials
+                .iter()
+                .take(usize::try_from(line.quantity)?)
+                .cloned()
+                .collect();
+            order_lines.push(json!({
+                "line_ref": line.order_line_ref, "sku": line.sku,
+                "quantity": line.shipped.to_string(), "uom": "EA",
+                "unit_price": money(line.price, p.currency),
+                "unit_tax": money(unit_tax(line.price), p.currency),
+                "shipped_at": (sold_at + Duration::days(1)).to_rfc3339(),
+                "shipped_quantity": line.shipped.to_string(),
+                "serials": shipped_serials,
+            }));
+        }
+    }
+    orders
+        .into_values()
+        .map(|order| {
+            let record: OrderRecord =
+                serde_json::from_value(order).context("a demo order is not an order record")?;
+            Ok(Record::Order(record))
+        })
+        .collect()
 }
 
 fn unit_tax(price: i64) -> i64 {
@@ -758,10 +1019,18 @@ pub(crate) async fn run(
         .collect();
     let sinks = backhaul_connectors::build(&connectors(), &in_process)
         .context("invalid connector configuration")?;
+    let (policy_file, policy_text) = SAMPLE_POLICY;
+    let policy = Policy::load(policy_file, policy_text)
+        .map_err(|e| anyhow::anyhow!("the sample policy does not load:\n{e}"))?;
+    let policy_version = policy.version().to_owned();
     let engine = Engine::start(
         store.clone(),
         EngineConfig {
             outbound: sinks.iter().map(|(sink, _)| sink.target()).collect(),
+            // The master data is loaded below, through the engine, as an
+            // operator's import would be.
+            rules: RulesHandle::new(Some(policy), MasterData::empty()),
+            dispose_on_inspection: true,
             ..EngineConfig::default()
         },
         Arc::new(clock.clone()),
@@ -818,7 +1087,13 @@ pub(crate) async fn run(
         carrier_system: systems.carrier.router(),
     });
 
-    let plans = plans(n, seed);
+    let mut plans = plans(n, seed);
+    let loaded = load_master(&engine, &mut plans, clock.now()).await?;
+    writeln!(
+        out,
+        "policy {policy_version} ({policy_file}); master data: {loaded}"
+    )?;
+    out.flush()?;
     let progress = ProgressBar::new((n * 4) as u64);
     progress.set_style(
         ProgressStyle::with_template("{spinner} {msg:<40} [{bar:30}] {pos}/{len}")
@@ -939,12 +1214,47 @@ pub(crate) async fn run(
     tracker.wait().await;
     systems.close().await;
     let mut summary = summary?;
+    summary.policy_version = policy_version;
     summary.problems.extend(left_open);
     print_summary(out, n, &summary, &hub.counters, &dir, started.elapsed())?;
     if !summary.problems.is_empty() {
         bail!("reconciliation failed:\n{}", summary.problems.join("\n"));
     }
     Ok(())
+}
+
+/// Loads the sample master data and the orders the plans return from
+/// (filling in the serials the plans return), as an operator's imports
+/// would. Returns what was loaded, in words.
+async fn load_master(
+    engine: &Engine,
+    plans: &mut [Plan],
+    now: DateTime<Utc>,
+) -> anyhow::Result<String> {
+    let mut loaded = Vec::new();
+    for (stem, bytes) in SAMPLE_MASTER {
+        let kind = Kind::parse(stem).with_context(|| format!("no master data kind {stem}"))?;
+        let file = format!("samples/master/{stem}.csv");
+        let (changes, _revision) = engine
+            .import_master(kind, &file, bytes, false)
+            .await
+            .with_context(|| format!("cannot import {file}"))?;
+        let c = changes.of(kind);
+        loaded.push(format!("{} {stem}", c.created + c.updated + c.unchanged));
+    }
+    let master = engine.rules().current().master.clone();
+    let orders = orders(plans, &master, now)?;
+    engine
+        .put_master(&orders, false)
+        .await
+        .context("cannot store the demo's orders")?;
+    loaded.push(format!(
+        "{} orders written for the demo's returns (sold {} to {} days ago)",
+        orders.len(),
+        SOLD_DAYS_AGO.start(),
+        SOLD_DAYS_AGO.end()
+    ));
+    Ok(loaded.join(", "))
 }
 
 /// Drives every item through `step`, at most [`PARALLEL`] at a time, on the tracker.
@@ -985,7 +1295,9 @@ fn path(id: &str, action: &str) -> String {
     format!("/v1/returns/{id}/{action}")
 }
 
-/// Day 0: the portal opens the return, support decides. Returns the id.
+/// Day 0: the portal opens the return in its own codes and the policy
+/// decides; support approves what the policy sent to review. Fails if the
+/// policy decided otherwise than the scenario expects. Returns the id.
 async fn request_and_decide(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
     let k = |step: &str| format!("demo-{}-{step}", p.idx);
     let lines: Vec<Value> = p
@@ -994,9 +1306,9 @@ async fn request_and_decide(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
         .enumerate()
         .map(|(i, l)| {
             json!({"line_no": i + 1, "sku": l.sku, "quantity": l.quantity.to_string(), "uom": "EA",
-                   "reason_code": l.reason, "requested_outcome": l.outcome,
+                   "reason_code": l.reason.portal_code(), "requested_outcome": l.outcome,
                    "unit_price": money(l.price, p.currency), "unit_tax": money(unit_tax(l.price), p.currency),
-                   "order_line_ref": format!("{}-{}", p.order_ref, i + 1)})
+                   "order_line_ref": l.order_line_ref, "serial_numbers": l.serials})
         })
         .collect();
     let request = json!({"channel": "portal", "customer": p.customer, "order_ref": p.order_ref,
@@ -1013,26 +1325,14 @@ async fn request_and_decide(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
         .as_str()
         .context("no return_id")?
         .to_owned();
+    check_decision(p, &created)?;
     match p.scenario {
         Scenario::Rejected => {
-            hub.command(
-                "support",
-                &path(&id, "reject"),
-                &k("reject"),
-                json!({"reason": "outside the return window"}),
-            )
-            .await?;
             // The WMS tries to receive against a rejected return: refused.
             hub.refused("wms", &path(&id, "receipts"), &k("bad-receipt"), json!({"receipt_ref": format!("RCV-{}-X", p.idx), "lines": [{"sku": p.lines[0].sku, "quantity": "1"}]})).await?;
         }
         Scenario::ReviewThenApproved => {
-            hub.command(
-                "support",
-                &path(&id, "hold"),
-                &k("hold"),
-                json!({"reason": "high value, check photos"}),
-            )
-            .await?;
+            // Support looked at the photos of the pallet.
             hub.command("support", &path(&id, "approve"), &k("approve"), json!({}))
                 .await?;
         }
@@ -1041,12 +1341,41 @@ async fn request_and_decide(hub: &Hub, p: &Plan) -> anyhow::Result<String> {
         | Scenario::SplitDisposition
         | Scenario::OverAndUnexpected
         | Scenario::CancelledAfterLabel
-        | Scenario::Expired => {
-            hub.command("support", &path(&id, "approve"), &k("approve"), json!({}))
-                .await?;
-        }
+        | Scenario::Expired => {}
     }
     Ok(id)
+}
+
+/// Whether the policy decided on the new return as the scenario expects:
+/// the verdict, the status it led to, and exactly the expected rules
+/// failed. The demo is scripted against the sample policy, so any other
+/// decision means the policy, the master data or the demo changed.
+fn check_decision(p: &Plan, created: &Value) -> anyhow::Result<()> {
+    let ret = &created["return"];
+    let eligibility = &ret["eligibility"];
+    let (verdict, status, failures) = p.scenario.expected_decision();
+    let failed: BTreeSet<&str> = eligibility["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["passed"] == false)
+        .filter_map(|r| r["rule"].as_str())
+        .collect();
+    if eligibility["verdict"] != verdict
+        || ret["status"] != status
+        || failed != failures.iter().copied().collect()
+    {
+        bail!(
+            "{} ({:?}, customer {}, order {}): the policy was expected to {verdict} it with {failures:?} failed; \
+             it is {} with eligibility {eligibility}",
+            ret["rma_number"].as_str().unwrap_or("a new return"),
+            p.scenario,
+            p.customer,
+            p.order_ref,
+            ret["status"],
+        );
+    }
+    Ok(())
 }
 
 /// The carrier's labels that are not voided, by the return they were
@@ -1069,7 +1398,8 @@ async fn labels_by_return(carrier: &Sim) -> anyhow::Result<HashMap<String, Strin
 
 /// Day 4: support cancels the returns whose customers kept the goods; the
 /// carrier posts the scans of the others (duplicates and reorderings as
-/// its feed has them); the warehouse receives, inspects and dispositions.
+/// its feed has them); the warehouse receives and inspects, and the
+/// policy dispositions.
 async fn ship_and_receive(
     hub: &Hub,
     p: &Plan,
@@ -1162,7 +1492,9 @@ async fn ship_and_receive(
     process_received(hub, p, id, &after, "1").await
 }
 
-/// Inspects and dispositions every unit awaiting it, per the scenario.
+/// The WMS inspects every unit awaiting it and reports each unit's
+/// condition; the policy dispositions them in the same step (and decides
+/// the restocking fees), so the WMS sends no dispositions of its own.
 async fn process_received(
     hub: &Hub,
     p: &Plan,
@@ -1172,9 +1504,6 @@ async fn process_received(
 ) -> anyhow::Result<()> {
     let k = |step: &str| format!("demo-{}-{step}-{round}", p.idx);
     let mut inspections = Vec::new();
-    // One message per disposition, each with the lines it applies to, as a
-    // WMS confirms each put-away on its own.
-    let mut dispositions: BTreeMap<&'static str, Vec<Value>> = BTreeMap::new();
     for line in state["return"]["lines"].as_array().context("no lines")? {
         let line_no = line["line"]["line_no"].as_u64().context("line_no")?;
         let received: i64 = line["received"].as_str().context("received")?.parse()?;
@@ -1183,54 +1512,71 @@ async fn process_received(
         if todo <= 0 {
             continue;
         }
-        let split = p.scenario == Scenario::SplitDisposition && todo >= 4;
-        let condition = if split { "MIXED" } else { "GOOD" };
-        inspections.push(
-            json!({"line_no": line_no, "quantity": todo.to_string(), "condition": condition}),
-        );
-        let mut dispose = |quantity: i64, disposition: &'static str| {
+        let planned = usize::try_from(line_no)
+            .ok()
+            .and_then(|n| p.lines.get(n.checked_sub(1)?))
+            .with_context(|| format!("return {id} has a line {line_no} the demo did not plan"))?;
+        for (condition, quantity) in conditions(p.scenario, planned.reason, todo) {
             if quantity > 0 {
-                dispositions.entry(disposition).or_default().push(json!({
-                    "line_no": line_no, "quantity": quantity.to_string(), "disposition": disposition
-                }));
+                inspections.push(json!({"line_no": line_no, "quantity": quantity.to_string(),
+                                        "condition": condition.wms_grade()}));
             }
-        };
-        if split {
-            // e.g. 10 units: 6 restock, 1 refurbish, 2 scrap, 1 vendor return.
-            let scrap = (todo / 5).max(1);
-            let vendor = 1;
-            let refurbish = i64::from(todo >= 6);
-            dispose(todo - scrap - vendor - refurbish, "restock");
-            dispose(refurbish, "refurbish");
-            dispose(scrap, "scrap");
-            dispose(vendor, "vendor_return");
-        } else {
-            dispose(todo, "restock");
         }
     }
     if inspections.is_empty() {
         return Ok(());
     }
-    hub.command(
-        "wms",
-        &path(id, "inspections"),
-        &k("inspect"),
-        json!({"inspections": inspections}),
-    )
-    .await?;
-    // Each message makes the hub post an inventory adjustment to the ERP;
-    // the last one, which leaves no unit without its disposition, also the
-    // credit memo.
-    for (disposition, lines) in dispositions {
-        hub.command(
+    let answer = hub
+        .command(
             "wms",
-            &path(id, "dispositions"),
-            &k(&format!("dispose-{disposition}")),
-            json!({"dispositions": lines}),
+            &path(id, "inspections"),
+            &k("inspect"),
+            json!({"inspections": inspections}),
         )
         .await?;
+    // The hub dispositions inspected units by the policy; without that the
+    // units would wait for a disposition nobody sends.
+    let events = &answer["events"];
+    let dispositioned = events
+        .as_array()
+        .is_some_and(|e| e.iter().any(|e| e == "UnitsDispositioned"));
+    if !dispositioned {
+        bail!(
+            "{}: the policy did not disposition the inspected units (events {events}): {}",
+            answer["return"]["rma_number"].as_str().unwrap_or(id),
+            json!({"inspections": inspections})
+        );
     }
     Ok(())
+}
+
+/// The conditions the warehouse finds `units` units of a line in. A line
+/// usually comes back as its reason says; a split return's units come back
+/// in every state (one defective, a fifth damaged, one opened, the rest
+/// new), so the policy sends them to vendor return, scrap, refurbishment
+/// or B-stock and restock. The units for review come back new.
+fn conditions(scenario: Scenario, reason: Reason, units: i64) -> Vec<(Condition, i64)> {
+    match scenario {
+        Scenario::SplitDisposition if units >= 4 => {
+            let defective = 1;
+            let damaged = (units / 5).max(1);
+            let opened = i64::from(units >= 6);
+            vec![
+                (Condition::New, units - defective - damaged - opened),
+                (Condition::Opened, opened),
+                (Condition::Damaged, damaged),
+                (Condition::Defective, defective),
+            ]
+        }
+        Scenario::ReviewThenApproved => vec![(Condition::New, units)],
+        Scenario::Standard
+        | Scenario::PartialReceipt
+        | Scenario::SplitDisposition
+        | Scenario::OverAndUnexpected
+        | Scenario::Rejected
+        | Scenario::CancelledAfterLabel
+        | Scenario::Expired => vec![(reason.condition(), units)],
+    }
 }
 
 /// Day 11: the rest of the partial receipts arrives; support expires the
@@ -1313,6 +1659,9 @@ async fn close(hub: &Hub, p: &Plan, id: &str) -> anyhow::Result<Option<String>> 
 struct MoneyTotals {
     paid_for_received: Decimal,
     credited: Decimal,
+    /// Restocking fees the policy kept from the credits (the price part;
+    /// the tax on it is kept in proportion).
+    fees: Decimal,
 }
 
 /// One connector's deliveries, from the dispatcher's counters and the
@@ -1340,7 +1689,13 @@ struct LedgerLine {
 #[derive(Default)]
 struct Summary {
     by_status: BTreeMap<String, u64>,
+    /// The version of the policy in force, and its verdicts on the
+    /// requests (`approve`, `review`, `reject`).
+    policy_version: String,
+    verdicts: BTreeMap<String, u64>,
     units: BTreeMap<&'static str, Decimal>,
+    /// Inspected units per condition the warehouse reported.
+    by_condition: BTreeMap<String, Decimal>,
     by_disposition: BTreeMap<String, Decimal>,
     money: BTreeMap<String, MoneyTotals>,
     events: u64,
@@ -1417,6 +1772,8 @@ async fn summarize(
             let status = r["status"].as_str().unwrap_or("?").to_owned();
             let rma = r["rma_number"].as_str().unwrap_or("?").to_owned();
             *s.by_status.entry(status.clone()).or_default() += 1;
+            let verdict = r["eligibility"]["verdict"].as_str().unwrap_or("none");
+            *s.verdicts.entry(verdict.to_owned()).or_default() += 1;
             for flag in r["flags"].as_array().into_iter().flatten() {
                 *s.open_flags
                     .entry(flag.as_str().unwrap_or("?").to_owned())
@@ -1431,6 +1788,10 @@ async fn summarize(
             money.paid_for_received += dec(&r["paid_for_received"]);
             money.credited += dec(&t["credited"]);
             for line in r["lines"].as_array().into_iter().flatten() {
+                money.fees += dec(&line["fees"]);
+                for (c, q) in line["conditions"].as_object().into_iter().flatten() {
+                    *s.by_condition.entry(c.clone()).or_default() += dec(q);
+                }
                 let received = dec(&line["received"]);
                 let inspected = dec(&line["inspected"]);
                 let sku = line["line"]["sku"].as_str().unwrap_or("?");
@@ -1450,11 +1811,23 @@ async fn summarize(
                     s.problems
                         .push(format!("{rma}: units not conserved on a line"));
                 }
-                let paid = dec(&line["settled"])
+                // Credit ≤ what was paid for the settled units, less the
+                // restocking fees the policy kept, once every dispositioned
+                // unit of the line is settled (before that, the fees of
+                // units not yet credited are not kept from anything).
+                let settled = dec(&line["settled"]);
+                let paid = settled
                     * (dec(&line["line"]["unit_price"]["amount"])
                         + dec(&line["line"]["unit_tax"]["amount"]));
-                if dec(&line["credited"]) > paid {
-                    s.problems.push(format!("{rma}: credited more than paid"));
+                let kept = if settled == disp {
+                    dec(&line["fees"])
+                } else {
+                    Decimal::ZERO
+                };
+                if dec(&line["credited"]) > paid - kept {
+                    s.problems.push(format!(
+                        "{rma}: credited more than paid less restocking fees on a line"
+                    ));
                 }
             }
             let erp_documents = r["documents"]
@@ -1603,8 +1976,9 @@ async fn reconcile_erp(
         note: "units restocked or refurbished, per SKU".to_owned(),
     });
 
-    // One return order per approved return. Cancelling a return leaves its
-    // return order in the ERP: the lifecycle has no action that cancels it.
+    // One return order per approved return; those of approved returns that
+    // were cancelled or expired are cancelled in the ERP (below), not
+    // removed.
     let by_rma: HashMap<&str, &ReturnFacts> = facts.iter().map(|f| (f.rma.as_str(), f)).collect();
     let mut orders: HashMap<&str, usize> = HashMap::new();
     for p in postings
@@ -1732,6 +2106,25 @@ fn print_summary(
         writeln!(out, "{status:<22} {count:>8}")?;
     }
     writeln!(out)?;
+    writeln!(
+        out,
+        "{:<22} {:>8}",
+        format!("policy {}", s.policy_version),
+        "verdicts"
+    )?;
+    // Best to worst, then anything else (a return decided without the
+    // policy would show as `none`).
+    let order = ["approve", "review", "reject"];
+    let others = s.verdicts.keys().filter(|v| !order.contains(&v.as_str()));
+    for verdict in order.iter().copied().chain(others.map(String::as_str)) {
+        let count = s.verdicts.get(verdict).copied().unwrap_or_default();
+        writeln!(out, "  {verdict:<20} {count:>8}")?;
+    }
+    writeln!(
+        out,
+        "decided by             the sample policy on each request, from the sample master data and the demo's orders; support approved the ones held for review"
+    )?;
+    writeln!(out)?;
     writeln!(out, "{:<22} {:>8}", "units", "count")?;
     for key in UNIT_TOTALS {
         writeln!(
@@ -1739,10 +2132,19 @@ fn print_summary(
             "{key:<22} {:>8}",
             s.units.get(key).copied().unwrap_or_default()
         )?;
+        let breakdown = match key {
+            "inspected" => &s.by_condition,
+            "dispositioned" => &s.by_disposition,
+            _ => continue,
+        };
+        for (what, q) in breakdown {
+            writeln!(out, "  {:<20} {q:>8}", format!("→ {what}"))?;
+        }
     }
-    for (d, q) in &s.by_disposition {
-        writeln!(out, "  {:<20} {q:>8}", format!("→ {d}"))?;
-    }
+    writeln!(
+        out,
+        "conditions             as the WMS graded each unit (its grades through its crosswalk); the policy dispositioned them and set the restocking fees"
+    )?;
     writeln!(out)?;
     write!(out, "{:<22}", "money")?;
     for currency in s.money.keys() {
@@ -1760,9 +2162,10 @@ fn print_summary(
     row("paid for received", &|m| m.paid_for_received)?;
     row("credited", &|m| m.credited)?;
     row("not credited", &|m| m.paid_for_received - m.credited)?;
+    row("  restocking fees", &|m| m.fees)?;
     writeln!(
         out,
-        "credit policy          price + tax for refund and store-credit lines, nothing for replacements (the goods are the settlement) or for units beyond those authorised; no restocking fee"
+        "credit policy          price + tax for refund and store-credit lines less the policy's restocking fees (tax kept in proportion), nothing for replacements (the goods are the settlement) or for units beyond those authorised"
     )?;
     writeln!(out)?;
     writeln!(
@@ -1845,7 +2248,7 @@ fn print_summary(
     if s.problems.is_empty() {
         writeln!(
             out,
-            "reconciled             yes (units conserved, credit ≤ price + tax of the settled units on every line, ERP ledger = hub, every delivery done)"
+            "reconciled             yes (units conserved, credit ≤ price + tax − restocking fees of the settled units on every line, ERP ledger = hub, every delivery done)"
         )?;
     } else {
         writeln!(out, "reconciled             NO")?;

@@ -42,6 +42,31 @@ fn demo_drives_returns_to_the_end_and_reconciles() {
     );
     assert!(out.contains("Backhaul demo: 40 returns"), "{out}");
     assert!(out.contains("closed"), "{out}");
+    // The sample policy and master data decided the returns: with the
+    // default seed the policy approves most, holds some for review (high
+    // value) and rejects some (blocked customers), and keeps restocking
+    // fees on some units it dispositions.
+    assert!(
+        out.starts_with(
+            "policy 2026-spring.1 (samples/policy.toml); master data: 6 vendors, 13 skus"
+        ),
+        "{out}"
+    );
+    for verdict in ["approve", "review", "reject"] {
+        let count = numbers(&row(&out, verdict)[..1]);
+        assert!(count[0] > 0, "no {verdict} verdict:\n{out}");
+    }
+    for disposition in ["→ restock", "→ scrap", "→ vendor_return"] {
+        assert!(out.contains(disposition), "no {disposition}:\n{out}");
+    }
+    let fees: Vec<rust_decimal::Decimal> = row(&out, "restocking")[1..]
+        .iter()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert!(
+        fees.iter().any(|f| f.is_sign_positive() && !f.is_zero()),
+        "no restocking fee:\n{out}"
+    );
     // Every connector delivered through its simulator; the ERP refused the
     // return orders with the SKU its item master lacks, and the operator's
     // corrected retries went through.
