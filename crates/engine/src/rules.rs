@@ -110,21 +110,8 @@ impl Rules {
         system: &str,
         mut request: ReturnRequest,
     ) -> Result<ReturnRequest, RulesError> {
-        if !self.master.translates(system, CrosswalkKind::Reason) {
-            return Ok(request);
-        }
         for line in &mut request.lines {
-            let canonical = self.master.to_canonical(
-                system,
-                CrosswalkKind::Reason,
-                line.reason_code.as_str(),
-            )?;
-            line.reason_code = ReasonCode::parse(canonical).map_err(|e| Unmapped {
-                system: system.to_owned(),
-                kind: CrosswalkKind::Reason,
-                code: format!("{canonical} ({e})"),
-                direction: backhaul_master::Direction::ToCanonical,
-            })?;
+            line.reason_code = self.canonical(system, CrosswalkKind::Reason, &line.reason_code)?;
         }
         Ok(request)
     }
@@ -137,22 +124,32 @@ impl Rules {
         let Command::RecordInspection { mut inspections } = command else {
             return Ok(command);
         };
-        if self.master.translates(system, CrosswalkKind::Condition) {
-            for inspection in &mut inspections {
-                let canonical = self.master.to_canonical(
-                    system,
-                    CrosswalkKind::Condition,
-                    inspection.condition.as_str(),
-                )?;
-                inspection.condition = ConditionCode::parse(canonical).map_err(|e| Unmapped {
-                    system: system.to_owned(),
-                    kind: CrosswalkKind::Condition,
-                    code: format!("{canonical} ({e})"),
-                    direction: backhaul_master::Direction::ToCanonical,
-                })?;
-            }
+        for inspection in &mut inspections {
+            inspection.condition =
+                self.canonical(system, CrosswalkKind::Condition, &inspection.condition)?;
         }
         Ok(Command::RecordInspection { inspections })
+    }
+
+    /// The canonical code for `code` as `system` sent it: unchanged if the
+    /// system has no crosswalk of `kind`, else its mapping, which must be a
+    /// valid code of the same type.
+    fn canonical<C>(&self, system: &str, kind: CrosswalkKind, code: &C) -> Result<C, RulesError>
+    where
+        C: Clone + std::fmt::Display + Code,
+    {
+        if !self.master.translates(system, kind) {
+            return Ok(code.clone());
+        }
+        let canonical = self.master.to_canonical(system, kind, &code.to_string())?;
+        C::parse_code(canonical).map_err(|e| {
+            RulesError::Unmapped(Unmapped {
+                system: system.to_owned(),
+                kind,
+                code: format!("{canonical} ({e})"),
+                direction: backhaul_master::Direction::ToCanonical,
+            })
+        })
     }
 
     /// The policy's assessment of `request` at `now`; `None` without an
@@ -335,6 +332,23 @@ impl Rules {
             });
         }
         (!dispositions.is_empty()).then_some(Command::RecordDisposition { dispositions })
+    }
+}
+
+/// A canonical code type a crosswalk can produce.
+trait Code: Sized {
+    fn parse_code(raw: &str) -> Result<Self, backhaul_domain::values::ValueError>;
+}
+
+impl Code for ReasonCode {
+    fn parse_code(raw: &str) -> Result<Self, backhaul_domain::values::ValueError> {
+        ReasonCode::parse(raw)
+    }
+}
+
+impl Code for ConditionCode {
+    fn parse_code(raw: &str) -> Result<Self, backhaul_domain::values::ValueError> {
+        ConditionCode::parse(raw)
     }
 }
 
