@@ -100,11 +100,19 @@ impl Config {
                 .filter(|key| key.as_str().contains("__"))
                 .split("__"),
         );
-        let config: Config = figment.extract().map_err(|e| {
+        let mut config: Config = figment.extract().map_err(|e| {
             let source =
                 file.map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
             anyhow::anyhow!("invalid configuration in {source}: {e}")
         })?;
+        // A relative policy path is the configuration file's neighbour, so
+        // `serve --config /etc/backhaul/hub.toml` works from any directory.
+        if let (Some(config_file), Some(policy)) = (file, &config.policy.file)
+            && policy.is_relative()
+            && let Some(folder) = config_file.parent()
+        {
+            config.policy.file = Some(folder.join(policy));
+        }
         config.validate()?;
         Ok(config)
     }

@@ -465,6 +465,28 @@ mod tests {
     }
 
     #[test]
+    fn a_relative_policy_path_is_the_config_files_neighbour() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        std::fs::write(
+            dir.path().join("conf/policy.toml"),
+            include_str!("../samples/policy.toml"),
+        )
+        .unwrap();
+        let path = dir.path().join("conf/hub.toml");
+        std::fs::write(&path, "[policy]\nfile = \"policy.toml\"\n").unwrap();
+        let config = Config::load(Some(&path)).expect("the policy next to the config loads");
+        assert_eq!(
+            config.policy.file,
+            Some(dir.path().join("conf/policy.toml"))
+        );
+        // A bad policy fails the configuration check, naming the file.
+        std::fs::write(dir.path().join("conf/policy.toml"), "version = 1\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&path)).unwrap_err());
+        assert!(err.contains("policy.toml:1:"), "{err}");
+    }
+
+    #[test]
     fn bad_listen_address_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
