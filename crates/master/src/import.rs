@@ -180,7 +180,10 @@ pub fn columns(kind: Kind) -> &'static [ColumnSpec] {
 /// Reports every bad row; returns records only if there is none. References
 /// to other records are not checked here (see [`dry_run`]).
 pub fn parse_csv(kind: Kind, file_name: &str, bytes: &[u8]) -> Result<Vec<Record>, ImportErrors> {
-    parse_located(kind, file_name, bytes).map(|parsed| parsed.records)
+    match parse_located(kind, file_name, bytes) {
+        (parsed, None) => Ok(parsed.records),
+        (_, Some(problems)) => Err(problems),
+    }
 }
 
 /// Parses `bytes` and checks them against `base` and themselves: what
@@ -194,16 +197,34 @@ pub fn dry_run(
     prepare(base, kind, file_name, bytes).map(|(_, plan)| plan.changes)
 }
 
-/// Parses and validates, with every problem placed on its line.
+/// Parses and validates, with every problem placed on its line. The rows
+/// that could be read are checked against `base` and each other even when
+/// others could not, so one round reports both kinds of problem (a
+/// reference to a row that could not be read is then reported too: fixing
+/// that row fixes both).
 pub(crate) fn prepare(
     base: &MasterData,
     kind: Kind,
     file_name: &str,
     bytes: &[u8],
 ) -> Result<(Parsed, Plan), ImportErrors> {
-    let parsed = parse_located(kind, file_name, bytes)?;
-    let plan = check(base, &parsed.records).map_err(|e| parsed.place(e))?;
-    Ok((parsed, plan))
+    let (parsed, problems) = parse_located(kind, file_name, bytes);
+    let checked = check(base, &parsed.records).map_err(|e| parsed.place(e));
+    match (problems, checked) {
+        (None, Ok(plan)) => Ok((parsed, plan)),
+        (Some(problems), Ok(_)) | (None, Err(problems)) => Err(problems),
+        (Some(read), Err(references)) => {
+            // Both passes check a read row's own rules: keep each problem once.
+            let mut all = read.into_problems();
+            for problem in references.into_problems() {
+                if !all.contains(&problem) {
+                    all.push(problem);
+                }
+            }
+            all.sort_by_key(|p| p.line.unwrap_or(u64::MAX));
+            Err(ImportErrors::new(all))
+        }
+    }
 }
 
 /// Records parsed from a file, with where each came from.
@@ -246,11 +267,13 @@ impl Parsed {
     }
 }
 
+/// The rows that could be read, and every problem with the others (and
+/// with the read rows' own rules), if any.
 pub(crate) fn parse_located(
     kind: Kind,
     file_name: &str,
     bytes: &[u8],
-) -> Result<Parsed, ImportErrors> {
+) -> (Parsed, Option<ImportErrors>) {
     let mut parser = Parser {
         kind,
         file: file_name,
@@ -283,7 +306,7 @@ pub(crate) fn parse_located(
         }
     }
     if issues.is_empty() && parser.problems.is_empty() {
-        return Ok(parsed);
+        return (parsed, None);
     }
     let mut problems = parser.problems;
     if !issues.is_empty() {
@@ -291,7 +314,7 @@ pub(crate) fn parse_located(
     }
     // Stable: problems of one line keep the order of its columns.
     problems.sort_by_key(|p| p.line.unwrap_or(u64::MAX));
-    Err(ImportErrors::new(problems))
+    (parsed, Some(ImportErrors::new(problems)))
 }
 
 type ReadResult = (

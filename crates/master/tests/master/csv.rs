@@ -390,3 +390,38 @@ fn dry_run_counts_what_would_change() {
     // The snapshot it was checked against is untouched.
     assert_eq!(stored.count(Kind::Site), 2);
 }
+
+#[test]
+fn rows_that_do_not_parse_and_references_to_nothing_are_reported_together_once() {
+    let stored = MasterData::from_records(
+        1,
+        parse_ok(
+            Kind::Sku,
+            "sku,description,category,returnable,base_uom,conversions\nBITS,Bits,consumables,true,EA,\n",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let header = "order_ref,customer,currency,sold_at,line_ref,sku,quantity,uom,unit_price,unit_tax,shipped_at,shipped_quantity,serials,returned_quantity\n";
+    // Line 2 breaks a row's own rule, line 3 does not parse, line 4 names
+    // a SKU nobody has: three problems, each once.
+    let text = format!(
+        "{header}\
+         SO-1,C1,USD,2026-11-01,SO-1-1,BITS,2,EA,10.00,0.80,2026-11-02,3,,\n\
+         SO-1,C1,USD,2026-11-01,SO-1-2,BITS,two,EA,10.00,0.80,2026-11-02,1,,\n\
+         SO-2,C1,USD,2026-11-01,SO-2-1,NOPE,1,EA,10.00,0.80,2026-11-02,1,,\n"
+    );
+    let errors = dry_run(&stored, Kind::Order, "orders.csv", text.as_bytes()).expect_err("bad");
+    let lines = lines_of(&errors);
+    let on = |line: &str| lines.iter().filter(|l| l.starts_with(line)).count();
+    assert_eq!(on("orders.csv:2:"), 2, "{lines:#?}"); // shipped > ordered, and customer C1
+    assert_eq!(on("orders.csv:3:"), 1, "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("orders.csv:4: column \"sku\"")),
+        "{lines:#?}"
+    );
+    let mut unique = lines.clone();
+    unique.dedup();
+    assert_eq!(unique, lines, "no problem twice");
+}
