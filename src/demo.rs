@@ -25,7 +25,8 @@
 //!   crosswalk), finance closes, and operations works the exception queue.
 //! - Systems the hub *calls* are the simulators (`backhaul-sim`), reached
 //!   through `backhaul_connectors` over their wire contracts: the ERP gets
-//!   return orders, inventory adjustments and credit memos, the WMS expected
+//!   return orders, inventory adjustments, credit memos, supplier claims,
+//!   repair and replacement orders, the WMS expected
 //!   receipts and their cancellations, the carrier label requests and voids,
 //!   the portal status updates. Their answers come back to the returns as
 //!   commands (the ERP's document numbers, the carrier's label, the credit
@@ -45,7 +46,8 @@
 //!   cancels their expected receipt); the others' scans come in and the
 //!   warehouse receives and inspects them, the policy dispositions the
 //!   inspected units in the same step, after which the hub posts inventory
-//!   adjustments and credit memos to the ERP;
+//!   adjustments, supplier claims, repair and replacement orders and credit
+//!   memos to the ERP;
 //! - day 11: the exception queue is worked, the late units of partial
 //!   receipts arrive, unused labels have expired;
 //! - day 12: finance closes every settled return.
@@ -1718,6 +1720,9 @@ struct ReturnFacts {
     cancelled: bool,
     /// Documents of the ERP linked on the return: (kind, number).
     erp_documents: Vec<(String, String)>,
+    /// Units per disposition, over its lines: what its supplier claims,
+    /// repair and replacement orders must add up to.
+    dispositioned: BTreeMap<String, Decimal>,
 }
 
 fn dec(v: &Value) -> Decimal {
@@ -1787,6 +1792,7 @@ async fn summarize(
             let money = s.money.entry(currency.clone()).or_default();
             money.paid_for_received += dec(&r["paid_for_received"]);
             money.credited += dec(&t["credited"]);
+            let mut dispositioned: BTreeMap<String, Decimal> = BTreeMap::new();
             for line in r["lines"].as_array().into_iter().flatten() {
                 money.fees += dec(&line["fees"]);
                 for (c, q) in line["conditions"].as_object().into_iter().flatten() {
@@ -1798,6 +1804,7 @@ async fn summarize(
                 let mut disp = Decimal::ZERO;
                 for (k, v) in line["dispositioned"].as_object().into_iter().flatten() {
                     *s.by_disposition.entry(k.clone()).or_default() += dec(v);
+                    *dispositioned.entry(k.clone()).or_default() += dec(v);
                     disp += dec(v);
                     if k == "restock" || k == "refurbish" {
                         *restocked.entry(sku.to_owned()).or_default() += dec(v);
@@ -1849,6 +1856,7 @@ async fn summarize(
                 approved: !dec(&t["authorized"]).is_zero(),
                 cancelled: status == "cancelled" || status == "expired",
                 erp_documents,
+                dispositioned,
             });
         }
     }
@@ -2036,6 +2044,73 @@ async fn reconcile_erp(
         note: "approved returns cancelled or expired".to_owned(),
     });
 
+    // Every unit returned to its vendor, refurbished or replaced is on the
+    // ERP's supplier claims, repair orders or replacement orders of its
+    // return, once: per return, their units add up to the hub's.
+    for (kind, linked_as, disposition, what) in [
+        (
+            PostingKind::SupplierClaim,
+            "supplier_claim",
+            "vendor_return",
+            "supplier claims",
+        ),
+        (
+            PostingKind::RepairOrder,
+            "repair_order",
+            "refurbish",
+            "repair orders",
+        ),
+        (
+            PostingKind::ReplacementOrder,
+            "replacement_order",
+            "replacement",
+            "replacement orders",
+        ),
+    ] {
+        let mut on_documents: HashMap<&str, Decimal> = HashMap::new();
+        let mut documents = 0;
+        for p in postings.iter().filter(|p| p.kind == kind) {
+            documents += 1;
+            let units: Decimal = p.body["lines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|l| dec(&l["quantity"]))
+                .sum();
+            *on_documents.entry(p.rma.as_str()).or_default() += units;
+        }
+        let mut units = Decimal::ZERO;
+        for f in facts {
+            let expected = f
+                .dispositioned
+                .get(disposition)
+                .copied()
+                .unwrap_or_default();
+            let found = on_documents
+                .get(f.rma.as_str())
+                .copied()
+                .unwrap_or_default();
+            units += expected;
+            if found != expected {
+                s.problems.push(format!(
+                    "{}: the ERP's {what} have {found} units, the return {expected} {disposition} units",
+                    f.rma
+                ));
+            }
+        }
+        let linked = facts
+            .iter()
+            .flat_map(|f| &f.erp_documents)
+            .filter(|(k, _)| k == linked_as)
+            .count();
+        s.ledger.push(LedgerLine {
+            what: what.to_owned(),
+            erp: documents.to_string(),
+            hub: linked.to_string(),
+            note: format!("{units} {disposition} units on them, per return"),
+        });
+    }
+
     // Every ERP posting is linked on its return exactly once, as the kind
     // it is, and the returns link nothing the ERP does not have.
     let mut numbers: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -2044,6 +2119,9 @@ async fn reconcile_erp(
             PostingKind::ReturnOrder => "erp_return_order",
             PostingKind::InventoryAdjustment => "inventory_adjustment",
             PostingKind::CreditMemo => "credit_memo",
+            PostingKind::SupplierClaim => "supplier_claim",
+            PostingKind::RepairOrder => "repair_order",
+            PostingKind::ReplacementOrder => "replacement_order",
             PostingKind::ReturnOrderCancellation
             | PostingKind::ExpectedReceipt
             | PostingKind::ReceiptCancellation

@@ -8,8 +8,10 @@
 //! - every return is closed, with every unit received, dispositioned and
 //!   settled;
 //! - every delivery is done, and every posting exists exactly once in the
-//!   simulated systems (one return order, inventory adjustment and credit
-//!   memo per return in the ERP; one expected receipt; one label);
+//!   simulated systems (in the ERP one return order per return, an
+//!   inventory adjustment and a credit memo per parcel, and the supplier
+//!   claim or repair order its second line's disposition calls for; one
+//!   expected receipt; one label);
 //! - the ERP's ledger (credits per currency, inventory per SKU) equals what
 //!   the hub recorded, to the unit and the cent;
 //! - the portal never saw a status older than one it already had.
@@ -398,8 +400,22 @@ async fn drive_one(d: &mut Driver, hub: &mut Hub, i: usize) -> String {
             inspections.push(
                 json!({"line_no": line_no, "quantity": todo.to_string(), "condition": "GOOD"}),
             );
-            let disposition = if line_no == 2 { "scrap" } else { "restock" };
-            dispositions.push(json!({"line_no": line_no, "quantity": todo.to_string(), "disposition": disposition}));
+            // The second line's unit goes to the vendor, to repair or to
+            // scrap, so the ERP's claims and repair orders are posted
+            // under the same kills as everything else.
+            let mut disposition = json!({"line_no": line_no, "quantity": todo.to_string(),
+                                         "disposition": "restock"});
+            if line_no == 2 {
+                match i % 3 {
+                    0 => disposition["disposition"] = json!("scrap"),
+                    1 => {
+                        disposition["disposition"] = json!("vendor_return");
+                        disposition["vendor"] = json!("V-CRASH");
+                    }
+                    _ => disposition["disposition"] = json!("refurbish"),
+                }
+            }
+            dispositions.push(disposition);
         }
         d.command(
             hub,
@@ -507,10 +523,13 @@ async fn crash_run(store_url: &str, dir: &Path, label: &str) {
                 .unwrap()
                 .parse::<Decimal>()
                 .unwrap();
-            if let Some(q) = line["dispositioned"].get("restock") {
-                *hub_restocked
-                    .entry(line["line"]["sku"].as_str().unwrap().to_owned())
-                    .or_default() += q.as_str().unwrap().parse::<Decimal>().unwrap();
+            // The ERP puts restocked and refurbished units back on hand.
+            for disposition in ["restock", "refurbish"] {
+                if let Some(q) = line["dispositioned"].get(disposition) {
+                    *hub_restocked
+                        .entry(line["line"]["sku"].as_str().unwrap().to_owned())
+                        .or_default() += q.as_str().unwrap().parse::<Decimal>().unwrap();
+                }
             }
         }
         let rma = r["rma_number"].as_str().unwrap();
@@ -575,6 +594,13 @@ async fn crash_run(store_url: &str, dir: &Path, label: &str) {
         .filter(|d| d.1 == "return_order")
         .count();
     assert_eq!(return_orders, RETURNS, "one return order per return");
+    // Line 2 arrives in one parcel: a third of the returns claim it from
+    // the vendor, a third repair it.
+    for (kind, remainder) in [("supplier_claim", 1), ("repair_order", 2)] {
+        let found = erp_documents.iter().filter(|d| d.1 == kind).count();
+        let expected = (0..RETURNS).filter(|i| i % 3 == remainder).count();
+        assert_eq!(found, expected, "one {kind} per return that calls for one");
+    }
     let ledger = sim_get(&http, &format!("{erp}/erp/ledger")).await;
     let erp_credits: BTreeMap<String, Decimal> = ledger["credits"]
         .as_object()

@@ -12,13 +12,23 @@
 //!
 //! Ordering and prerequisites. Actions for one return and one target are
 //! delivered in the order they were written. Across targets an action names
-//! the kinds it [`requires`](Action::requires): a credit memo or an
-//! inventory adjustment waits for the ERP return order, because the ERP
-//! refers to it; a cancellation of the expected receipt waits for the
-//! receipt to exist. The domain only writes a credit memo once the
-//! disposition of every received unit is final, and an inventory adjustment
-//! only for dispositioned (so received) units, so "no credit before
-//! disposition" and "no restock before receipt" hold by construction.
+//! the kinds it [`requires`](ActionKind::requires): a credit memo, an
+//! inventory adjustment, a supplier claim, a repair order or a replacement
+//! order waits for the ERP return order, because the ERP refers to it; a
+//! cancellation of the expected receipt waits for the receipt to exist.
+//! The domain only writes a credit memo once the disposition of every
+//! received unit is final, and an inventory adjustment only for
+//! dispositioned (so received) units, so "no credit before disposition"
+//! and "no restock before receipt" hold by construction.
+//!
+//! Dispositions and their documents. Every dispositioned unit is on the
+//! ERP's inventory adjustment (restock puts it on hand at the site and
+//! location, scrap writes it off, the others are recorded). Besides, vendor
+//! returns call for a supplier claim against the SKU's vendor (one claim
+//! per vendor), refurbished units for a repair order, and replacements for
+//! a replacement sales order; the money side is the credit memo.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -28,7 +38,8 @@ use serde::{Deserialize, Serialize};
 use crate::command::{Command, Settlement};
 use crate::event::Event;
 use crate::model::{
-    Disposition, FinancialDocument, FinancialDocumentKind, Label, RequestedOutcome, SettlementLine,
+    Disposition, DispositionLine, FinancialDocument, FinancialDocumentKind, Label,
+    RequestedOutcome, SettlementLine,
 };
 use crate::state::{ReturnState, Status};
 use crate::values::{
@@ -75,6 +86,12 @@ pub enum ActionKind {
     ErpInventoryAdjustment,
     ErpCreditMemo,
     ErpCancelReturnOrder,
+    /// A claim against a vendor for its units returned to it.
+    ErpSupplierClaim,
+    /// A repair order for units to be refurbished.
+    ErpRepairOrder,
+    /// A replacement sales order shipping new units to the customer.
+    ErpReplacementOrder,
     WmsExpectedReceipt,
     WmsCancelExpectedReceipt,
     CarrierLabel,
@@ -83,11 +100,14 @@ pub enum ActionKind {
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 9] = [
+    pub const ALL: [ActionKind; 12] = [
         ActionKind::ErpReturnOrder,
         ActionKind::ErpInventoryAdjustment,
         ActionKind::ErpCreditMemo,
         ActionKind::ErpCancelReturnOrder,
+        ActionKind::ErpSupplierClaim,
+        ActionKind::ErpRepairOrder,
+        ActionKind::ErpReplacementOrder,
         ActionKind::WmsExpectedReceipt,
         ActionKind::WmsCancelExpectedReceipt,
         ActionKind::CarrierLabel,
@@ -101,6 +121,9 @@ impl ActionKind {
             ActionKind::ErpInventoryAdjustment => "erp_inventory_adjustment",
             ActionKind::ErpCreditMemo => "erp_credit_memo",
             ActionKind::ErpCancelReturnOrder => "erp_cancel_return_order",
+            ActionKind::ErpSupplierClaim => "erp_supplier_claim",
+            ActionKind::ErpRepairOrder => "erp_repair_order",
+            ActionKind::ErpReplacementOrder => "erp_replacement_order",
             ActionKind::WmsExpectedReceipt => "wms_expected_receipt",
             ActionKind::WmsCancelExpectedReceipt => "wms_cancel_expected_receipt",
             ActionKind::CarrierLabel => "carrier_label",
@@ -118,7 +141,10 @@ impl ActionKind {
             ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
-            | ActionKind::ErpCancelReturnOrder => Target::Erp,
+            | ActionKind::ErpCancelReturnOrder
+            | ActionKind::ErpSupplierClaim
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder => Target::Erp,
             ActionKind::WmsExpectedReceipt | ActionKind::WmsCancelExpectedReceipt => Target::Wms,
             ActionKind::CarrierLabel | ActionKind::CarrierVoidLabel => Target::Carrier,
             ActionKind::PortalStatus => Target::Portal,
@@ -131,7 +157,10 @@ impl ActionKind {
         match self {
             ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
-            | ActionKind::ErpCancelReturnOrder => &[ActionKind::ErpReturnOrder],
+            | ActionKind::ErpCancelReturnOrder
+            | ActionKind::ErpSupplierClaim
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder => &[ActionKind::ErpReturnOrder],
             ActionKind::WmsCancelExpectedReceipt => &[ActionKind::WmsExpectedReceipt],
             ActionKind::CarrierVoidLabel => &[ActionKind::CarrierLabel],
             ActionKind::ErpReturnOrder
@@ -147,7 +176,16 @@ impl ActionKind {
             ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
-            | ActionKind::ErpCancelReturnOrder => "finance",
+            | ActionKind::ErpCancelReturnOrder
+            // A claim is money owed by a vendor: finance holds the vendor
+            // accounts and agreements it is booked against.
+            | ActionKind::ErpSupplierClaim => "finance",
+            // The units to repair are in the warehouse, which runs the
+            // refurbishment; a refused repair order stops its work first.
+            ActionKind::ErpRepairOrder => "warehouse",
+            // The customer waits for the new goods: support owns that
+            // conversation when the ERP will not ship them.
+            ActionKind::ErpReplacementOrder => "support",
             ActionKind::WmsExpectedReceipt | ActionKind::WmsCancelExpectedReceipt => "warehouse",
             ActionKind::CarrierLabel | ActionKind::CarrierVoidLabel => "logistics",
             ActionKind::PortalStatus => "support",
@@ -178,6 +216,10 @@ pub struct ActionLine {
     /// Where the units go at the site (inventory adjustments).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<ExternalRef>,
+    /// Whom the units go back to (supplier claims): the SKU's vendor. One
+    /// claim names one vendor, on every line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<ExternalRef>,
 }
 
 /// The payload of an action: everything a connector needs to build its
@@ -220,9 +262,38 @@ impl Action {
     }
 
     /// The delivery's idempotency key, stable across retries and restarts:
-    /// the target system sees the same key however often it is sent.
+    /// the target system sees the same key however often it is sent. A
+    /// supplier claim adds its vendor: one disposition may call for a claim
+    /// per vendor, and each is a delivery of its own.
     pub fn delivery_key(&self, version: i64) -> String {
-        format!("{}:{}:{version}", self.rma_number, self.kind.as_str())
+        match self.vendor() {
+            Some(vendor) => format!(
+                "{}:{}:{version}:{vendor}",
+                self.rma_number,
+                self.kind.as_str()
+            ),
+            None => format!("{}:{}:{version}", self.rma_number, self.kind.as_str()),
+        }
+    }
+
+    /// The vendor a supplier claim is against (every line names the same
+    /// one); `None` for other kinds, and for a claim whose SKU has no
+    /// vendor in master data.
+    pub fn vendor(&self) -> Option<&ExternalRef> {
+        match self.kind {
+            ActionKind::ErpSupplierClaim => self.lines.first().and_then(|l| l.vendor.as_ref()),
+            ActionKind::ErpReturnOrder
+            | ActionKind::ErpInventoryAdjustment
+            | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder
+            | ActionKind::WmsExpectedReceipt
+            | ActionKind::WmsCancelExpectedReceipt
+            | ActionKind::CarrierLabel
+            | ActionKind::CarrierVoidLabel
+            | ActionKind::PortalStatus => None,
+        }
     }
 }
 
@@ -284,6 +355,7 @@ pub fn actions(
                         disposition: None,
                         reason_code: Some(l.line.reason_code.clone()),
                         location: None,
+                        vendor: None,
                     })
                     .collect();
                 out.push(Action {
@@ -319,6 +391,7 @@ pub fn actions(
                             disposition: Some(d.disposition),
                             reason_code: None,
                             location: d.location.clone(),
+                            vendor: None,
                         })
                     })
                     .collect();
@@ -327,6 +400,46 @@ pub fn actions(
                         lines,
                         ..base(ActionKind::ErpInventoryAdjustment)
                     });
+                }
+                // The documents the dispositions call for besides the
+                // adjustment: each vendor's claim, then the repair and the
+                // replacement order, each only with units to put on it.
+                let mut claims: BTreeMap<Option<ExternalRef>, Vec<ActionLine>> = BTreeMap::new();
+                for d in dispositions
+                    .iter()
+                    .filter(|d| d.disposition == Disposition::VendorReturn)
+                {
+                    if let Some(line) = document_line(after, d) {
+                        claims
+                            .entry(d.vendor.clone())
+                            .or_default()
+                            .push(ActionLine {
+                                vendor: d.vendor.clone(),
+                                ..line
+                            });
+                    }
+                }
+                for lines in claims.into_values() {
+                    out.push(Action {
+                        lines,
+                        ..base(ActionKind::ErpSupplierClaim)
+                    });
+                }
+                for (disposition, kind) in [
+                    (Disposition::Refurbish, ActionKind::ErpRepairOrder),
+                    (Disposition::Replacement, ActionKind::ErpReplacementOrder),
+                ] {
+                    let lines: Vec<ActionLine> = dispositions
+                        .iter()
+                        .filter(|d| d.disposition == disposition)
+                        .filter_map(|d| document_line(after, d))
+                        .collect();
+                    if !lines.is_empty() {
+                        out.push(Action {
+                            lines,
+                            ..base(kind)
+                        });
+                    }
                 }
                 if let Some(memo) = credit_memo(before, after) {
                     out.push(Action {
@@ -398,6 +511,25 @@ pub fn actions(
     out
 }
 
+/// The units of one disposition line as a line of the document it calls
+/// for (supplier claim, repair order, replacement order): the SKU and the
+/// quantity. `None` for a line the return does not have, which `decide`
+/// never lets through.
+fn document_line(after: &ReturnState, d: &DispositionLine) -> Option<ActionLine> {
+    let line = after.lines.get(&d.line_no)?;
+    Some(ActionLine {
+        line_no: d.line_no,
+        sku: line.line.sku.clone(),
+        quantity: d.quantity,
+        unit_price: None,
+        amount: None,
+        disposition: None,
+        reason_code: None,
+        location: None,
+        vendor: None,
+    })
+}
+
 /// The credit memo for the units whose credit became due with this command
 /// (see `LineState::credit_due`: once the disposition of every received unit
 /// is final), credited at what was paid for them (price plus tax) when the
@@ -451,6 +583,7 @@ fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLi
                 disposition: None,
                 reason_code: None,
                 location: None,
+                vendor: None,
             })
         })
         .collect();
@@ -514,6 +647,23 @@ pub fn feedback(action: &Action, result: &ActionResult, system: &ExternalRef) ->
                 documents: vec![document(FinancialDocumentKind::CreditMemo, number, amount)],
             }))
         }
+        (ActionKind::ErpSupplierClaim, ActionResult::Document { number, amount }) => {
+            Some(Command::LinkDocument(document(
+                FinancialDocumentKind::SupplierClaim,
+                number,
+                amount,
+            )))
+        }
+        (ActionKind::ErpRepairOrder, ActionResult::Document { number, amount }) => Some(
+            Command::LinkDocument(document(FinancialDocumentKind::RepairOrder, number, amount)),
+        ),
+        (ActionKind::ErpReplacementOrder, ActionResult::Document { number, amount }) => {
+            Some(Command::LinkDocument(document(
+                FinancialDocumentKind::ReplacementOrder,
+                number,
+                amount,
+            )))
+        }
         (ActionKind::CarrierLabel, ActionResult::Label(label)) => {
             Some(Command::IssueLabel(label.clone()))
         }
@@ -521,6 +671,9 @@ pub fn feedback(action: &Action, result: &ActionResult, system: &ExternalRef) ->
             ActionKind::ErpReturnOrder
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
+            | ActionKind::ErpSupplierClaim
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder
             | ActionKind::CarrierLabel
             | ActionKind::ErpCancelReturnOrder
             | ActionKind::WmsExpectedReceipt

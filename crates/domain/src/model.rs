@@ -77,6 +77,7 @@ pub enum FinancialDocumentKind {
     ReplacementOrder,
     SupplierClaim,
     InventoryAdjustment,
+    RepairOrder,
 }
 
 /// A link to a document in an external system (ERP return order, credit memo…).
@@ -261,6 +262,11 @@ pub struct DispositionLine {
     /// policy's disposition rule says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<ExternalRef>,
+    /// The SKU's vendor (supplier), for vendor returns: whom the ERP's
+    /// supplier claim is against. The policy fills it from master data;
+    /// absent for other dispositions and when the SKU has no vendor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<ExternalRef>,
     /// The policy rule that decided, `<policy version>/<rule id>`, when the
     /// policy disposed of the units (absent when a partner did).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@
 mod support;
 
 use backhaul_domain::action::{ActionKind, ActionResult, actions, feedback};
-use backhaul_domain::model::Disposition;
+use backhaul_domain::model::{Disposition, FinancialDocumentKind};
 use backhaul_domain::{Command, ReturnState};
 use support::*;
 
@@ -166,4 +166,297 @@ fn a_fee_above_the_price_or_in_another_currency_is_refused() {
             "{refused:?}"
         );
     }
+}
+
+/// The ERP documents besides the inventory adjustment and the credit memo
+/// that a disposition calls for: the table the issue states.
+fn documents_for(disposition: Disposition) -> Vec<ActionKind> {
+    match disposition {
+        Disposition::Restock | Disposition::Scrap | Disposition::Quarantine => Vec::new(),
+        Disposition::VendorReturn => vec![ActionKind::ErpSupplierClaim],
+        Disposition::Refurbish => vec![ActionKind::ErpRepairOrder],
+        Disposition::Replacement => vec![ActionKind::ErpReplacementOrder],
+    }
+}
+
+fn is_disposition_document(kind: ActionKind) -> bool {
+    matches!(
+        kind,
+        ActionKind::ErpSupplierClaim | ActionKind::ErpRepairOrder | ActionKind::ErpReplacementOrder
+    )
+}
+
+#[test]
+fn each_disposition_calls_for_its_document_for_exactly_its_units() {
+    for disposition in Disposition::ALL {
+        let mut h = Harness::new();
+        h.accept(request_cmd(vec![line(1, "SKU-A", 3)]));
+        h.accept(approve_all());
+        h.accept(receive("R1", &[(1, "SKU-A", 3)]));
+        h.accept(inspect(&[(1, 3)]));
+        // Two of the three units get the disposition under test, the third
+        // is scrapped: a document must carry only its own units.
+        let done = act(
+            &mut h,
+            dispose(&[(1, 2, disposition), (1, 1, Disposition::Scrap)]),
+        );
+
+        let documents: Vec<ActionKind> = kinds(&done)
+            .into_iter()
+            .filter(|k| is_disposition_document(*k))
+            .collect();
+        assert_eq!(documents, documents_for(disposition), "{disposition:?}");
+        for document in done.iter().filter(|a| is_disposition_document(a.kind)) {
+            let units: Vec<(u32, String, String)> = document
+                .lines
+                .iter()
+                .map(|l| (l.line_no.get(), l.sku.to_string(), l.quantity.to_string()))
+                .collect();
+            assert_eq!(
+                units,
+                [(1, "SKU-A".to_owned(), "2".to_owned())],
+                "{disposition:?}"
+            );
+            assert_eq!(
+                document.kind.requires(),
+                [ActionKind::ErpReturnOrder],
+                "the ERP refers to its return order"
+            );
+        }
+        // Every dispositioned unit is still on the inventory adjustment.
+        let adjustment = done
+            .iter()
+            .find(|a| a.kind == ActionKind::ErpInventoryAdjustment)
+            .expect("an adjustment");
+        assert_eq!(adjustment.lines.len(), 2, "{disposition:?}");
+    }
+}
+
+#[test]
+fn one_disposition_with_every_kind_writes_each_document_once_in_order() {
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![
+        line(1, "SKU-A", 2),
+        line(2, "SKU-B", 1),
+        line(3, "SKU-C", 1),
+    ]));
+    h.accept(approve_all());
+    h.accept(receive(
+        "R1",
+        &[(1, "SKU-A", 2), (2, "SKU-B", 1), (3, "SKU-C", 1)],
+    ));
+    h.accept(inspect(&[(1, 2), (2, 1), (3, 1)]));
+    let done = act(
+        &mut h,
+        dispose(&[
+            (1, 1, Disposition::Refurbish),
+            (1, 1, Disposition::Refurbish),
+            (2, 1, Disposition::Replacement),
+            (3, 1, Disposition::VendorReturn),
+        ]),
+    );
+    let erp: Vec<ActionKind> = kinds(&done)
+        .into_iter()
+        .filter(|k| *k != ActionKind::PortalStatus)
+        .collect();
+    assert_eq!(
+        erp,
+        [
+            ActionKind::ErpInventoryAdjustment,
+            ActionKind::ErpSupplierClaim,
+            ActionKind::ErpRepairOrder,
+            ActionKind::ErpReplacementOrder,
+            ActionKind::ErpCreditMemo,
+        ]
+    );
+    let repair = done
+        .iter()
+        .find(|a| a.kind == ActionKind::ErpRepairOrder)
+        .expect("a repair order");
+    // Both refurbish entries of line 1 are on the one repair order.
+    assert_eq!(repair.lines.len(), 2);
+    assert!(repair.lines.iter().all(|l| l.line_no == ln(1)));
+}
+
+#[test]
+fn vendor_returns_of_several_vendors_are_one_claim_per_vendor() {
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![
+        line(1, "SKU-A", 1),
+        line(2, "SKU-B", 2),
+        line(3, "SKU-C", 1),
+        line(4, "SKU-D", 1),
+    ]));
+    h.accept(approve_all());
+    h.accept(receive(
+        "R1",
+        &[
+            (1, "SKU-A", 1),
+            (2, "SKU-B", 2),
+            (3, "SKU-C", 1),
+            (4, "SKU-D", 1),
+        ],
+    ));
+    h.accept(inspect(&[(1, 1), (2, 2), (3, 1), (4, 1)]));
+    let of = |n: u32, units: u32, vendor: Option<&str>| {
+        let mut d = disposition(n, q(units), Disposition::VendorReturn);
+        d.vendor = vendor.map(xref);
+        d
+    };
+    let done = act(
+        &mut h,
+        Command::RecordDisposition {
+            dispositions: vec![
+                of(1, 1, Some("V-LEVELPRO")),
+                of(2, 2, Some("V-VOLTLINE")),
+                of(3, 1, Some("V-LEVELPRO")),
+                // A SKU without a vendor in master data: its units still
+                // need a claim, which names no vendor until someone does.
+                of(4, 1, None),
+            ],
+        },
+    );
+    let claims: Vec<_> = done
+        .iter()
+        .filter(|a| a.kind == ActionKind::ErpSupplierClaim)
+        .collect();
+    let by_vendor: Vec<(Option<String>, Vec<u32>)> = claims
+        .iter()
+        .map(|c| {
+            (
+                c.vendor().map(ToString::to_string),
+                c.lines.iter().map(|l| l.line_no.get()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_vendor,
+        [
+            (None, vec![4]),
+            (Some("V-LEVELPRO".to_owned()), vec![1, 3]),
+            (Some("V-VOLTLINE".to_owned()), vec![2]),
+        ]
+    );
+    // Every line of a claim names the claim's vendor.
+    for claim in &claims {
+        assert!(
+            claim
+                .lines
+                .iter()
+                .all(|l| l.vendor.as_ref() == claim.vendor())
+        );
+    }
+    // The outbox needs a key per delivery: each claim has its own.
+    let keys: std::collections::BTreeSet<String> =
+        claims.iter().map(|c| c.delivery_key(7)).collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.contains(&format!(
+        "{}:erp_supplier_claim:7:V-VOLTLINE",
+        claims[0].rma_number
+    )));
+    // The adjustment carries no vendor: it is about stock, not about whom.
+    let adjustment = done
+        .iter()
+        .find(|a| a.kind == ActionKind::ErpInventoryAdjustment)
+        .expect("an adjustment");
+    assert!(adjustment.lines.iter().all(|l| l.vendor.is_none()));
+}
+
+#[test]
+fn disposition_documents_come_back_as_linked_documents_of_their_kind() {
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![line(1, "SKU-A", 3)]));
+    h.accept(approve_all());
+    h.accept(receive("R1", &[(1, "SKU-A", 3)]));
+    h.accept(inspect(&[(1, 3)]));
+    let done = act(
+        &mut h,
+        dispose(&[
+            (1, 1, Disposition::VendorReturn),
+            (1, 1, Disposition::Refurbish),
+            (1, 1, Disposition::Replacement),
+        ]),
+    );
+    let expected = [
+        (
+            ActionKind::ErpSupplierClaim,
+            FinancialDocumentKind::SupplierClaim,
+            "SC-1",
+        ),
+        (
+            ActionKind::ErpRepairOrder,
+            FinancialDocumentKind::RepairOrder,
+            "RP-1",
+        ),
+        (
+            ActionKind::ErpReplacementOrder,
+            FinancialDocumentKind::ReplacementOrder,
+            "RS-1",
+        ),
+    ];
+    for (kind, document_kind, number) in expected {
+        let action = done
+            .iter()
+            .find(|a| a.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind:?}"));
+        assert_eq!(
+            feedback(action, &ActionResult::Accepted, &xref("erp")),
+            None,
+            "only a document is worth recording"
+        );
+        let result = ActionResult::Document {
+            number: xref(number),
+            amount: None,
+        };
+        let command = feedback(action, &result, &xref("erp")).expect("a command");
+        assert_eq!(
+            command,
+            link(document(document_kind, number, None)),
+            "{kind:?}"
+        );
+        h.accept(command);
+    }
+    let linked: Vec<(FinancialDocumentKind, String)> = h
+        .state
+        .documents
+        .iter()
+        .map(|d| (d.kind, d.number.to_string()))
+        .collect();
+    assert_eq!(
+        linked,
+        [
+            (FinancialDocumentKind::SupplierClaim, "SC-1".to_owned()),
+            (FinancialDocumentKind::RepairOrder, "RP-1".to_owned()),
+            (FinancialDocumentKind::ReplacementOrder, "RS-1".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn every_erp_kind_but_the_return_order_waits_for_it() {
+    for kind in ActionKind::ALL {
+        let expected: &[ActionKind] = match kind {
+            ActionKind::ErpInventoryAdjustment
+            | ActionKind::ErpCreditMemo
+            | ActionKind::ErpCancelReturnOrder
+            | ActionKind::ErpSupplierClaim
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder => &[ActionKind::ErpReturnOrder],
+            ActionKind::WmsCancelExpectedReceipt => &[ActionKind::WmsExpectedReceipt],
+            ActionKind::CarrierVoidLabel => &[ActionKind::CarrierLabel],
+            ActionKind::ErpReturnOrder
+            | ActionKind::WmsExpectedReceipt
+            | ActionKind::CarrierLabel
+            | ActionKind::PortalStatus => &[],
+        };
+        assert_eq!(kind.requires(), expected, "{kind:?}");
+        assert_eq!(ActionKind::parse(kind.as_str()), Some(kind));
+        assert_eq!(
+            serde_json::to_value(kind).expect("serialises"),
+            serde_json::json!(kind.as_str())
+        );
+    }
+    assert_eq!(ActionKind::ErpSupplierClaim.suggested_owner(), "finance");
+    assert_eq!(ActionKind::ErpRepairOrder.suggested_owner(), "warehouse");
+    assert_eq!(ActionKind::ErpReplacementOrder.suggested_owner(), "support");
 }

@@ -191,6 +191,7 @@ fn document_kind() -> impl Strategy<Value = FinancialDocumentKind> {
         FinancialDocumentKind::ReplacementOrder,
         FinancialDocumentKind::SupplierClaim,
         FinancialDocumentKind::InventoryAdjustment,
+        FinancialDocumentKind::RepairOrder,
     ])
 }
 

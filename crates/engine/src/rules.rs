@@ -328,6 +328,19 @@ impl Rules {
                     | Posting::RepairOrder
                     | Posting::ReplacementOrder => None,
                 }),
+                // The claim's vendor is the SKU's, as the policy's posting
+                // names it. A vendor id is always a valid reference (the
+                // same characters, shorter).
+                vendor: decision.postings.iter().find_map(|p| match p {
+                    Posting::SupplierClaim { vendor } => {
+                        vendor.as_deref().and_then(|v| ExternalRef::parse(v).ok())
+                    }
+                    Posting::InventoryIncrease { .. }
+                    | Posting::QuarantineStock { .. }
+                    | Posting::ScrapAdjustment
+                    | Posting::RepairOrder
+                    | Posting::ReplacementOrder => None,
+                }),
                 decided_by: Some(format!("{}/{}", decision.policy_version, decision.rule)),
             });
         }

@@ -108,6 +108,18 @@ impl Sink for FakeSink {
                     number: number("IA"),
                     amount: None,
                 },
+                ActionKind::ErpSupplierClaim => ActionResult::Document {
+                    number: number("SC"),
+                    amount: None,
+                },
+                ActionKind::ErpRepairOrder => ActionResult::Document {
+                    number: number("RP"),
+                    amount: None,
+                },
+                ActionKind::ErpReplacementOrder => ActionResult::Document {
+                    number: number("RS"),
+                    amount: None,
+                },
                 ActionKind::ErpCreditMemo => {
                     let reference = request
                         .prerequisite_number(ActionKind::ErpReturnOrder)
@@ -915,6 +927,67 @@ async fn the_scheduler_expires_returns_nobody_ships(h: Hub) {
     h.stop().await;
 }
 
+/// Units returned to two vendors, refurbished and replaced: the ERP is
+/// asked for a claim per vendor, a repair order and a replacement order,
+/// each after the return order, and each number comes back linked on the
+/// return as its kind of document.
+async fn disposition_documents_are_asked_for_and_linked(h: Hub) {
+    let id = h.approved_return("4").await;
+    h.settle().await;
+    h.run(
+        id,
+        json!({"command": "record_receipt", "receipt_ref": "RCPT-DOCS",
+               "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": "4"}]}),
+        "receipt",
+    )
+    .await;
+    h.run(
+        id,
+        json!({"command": "record_inspection", "inspections": [{"line_no": 1, "quantity": "4", "condition": "X"}]}),
+        "inspect",
+    )
+    .await;
+    h.run(
+        id,
+        json!({"command": "record_disposition", "dispositions": [
+            {"line_no": 1, "quantity": "1", "disposition": "vendor_return", "vendor": "V-ONE"},
+            {"line_no": 1, "quantity": "1", "disposition": "vendor_return", "vendor": "V-TWO"},
+            {"line_no": 1, "quantity": "1", "disposition": "refurbish"},
+            {"line_no": 1, "quantity": "1", "disposition": "replacement"}]}),
+        "dispose",
+    )
+    .await;
+    h.settle().await;
+
+    let claims = h.calls(ActionKind::ErpSupplierClaim);
+    assert_eq!(claims.len(), 2, "one claim per vendor");
+    assert_ne!(claims[0].0, claims[1].0, "each claim has its own key");
+    assert_eq!(h.calls(ActionKind::ErpRepairOrder).len(), 1);
+    assert_eq!(h.calls(ActionKind::ErpReplacementOrder).len(), 1);
+    let summary = h.engine.get(id).await.unwrap().unwrap().to_value();
+    let mut kinds: Vec<&str> = summary["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            "credit_memo",
+            "erp_return_order",
+            "inventory_adjustment",
+            "repair_order",
+            "replacement_order",
+            "supplier_claim",
+            "supplier_claim",
+        ]
+    );
+    assert!(h.deliveries(DeliveryState::Pending).await.is_empty());
+    h.stop().await;
+}
+
 macro_rules! on_both_backends {
     ($($check:ident => $setup:expr),* $(,)?) => {
         mod sqlite {
@@ -974,6 +1047,7 @@ fn retries(max_attempts: i32) -> Setup {
 
 on_both_backends!(
     actions_flow_in_order_and_results_come_back => super::Setup::default(),
+    disposition_documents_are_asked_for_and_linked => super::Setup::default(),
     failure_blocks_its_lane_not_other_returns => super::retries(8),
     returns_are_delivered_in_parallel => super::parallel(),
     technical_failure_retries_then_succeeds => super::retries(8),

@@ -1,8 +1,9 @@
 //! The engine with the sample policy and sample master data, on both
 //! storage backends: a request is decided by the policy, an inspection is
 //! dispositioned by it with its restocking fee, the credit memo keeps the
-//! fee, and a simulation of a stricter candidate reports what would change
-//! without writing anything.
+//! fee, a defective unit under warranty is claimed from its vendor, and a
+//! simulation of a stricter candidate reports what would change without
+//! writing anything.
 
 // Test helpers panic on setup failure: that is a failed test, not a bug to handle.
 #![allow(clippy::unwrap_used)]
@@ -221,6 +222,119 @@ async fn the_policy_decides_disposes_and_charges_its_fee(h: Hub) {
     h.shutdown.cancel();
     h.tracker.close();
     h.tracker.wait().await;
+}
+
+/// A digital level from SO-100001 that does not work, a week after it
+/// shipped: in its two-year electronics warranty, and its vendor LevelPro
+/// takes units back for 180 days (`disp.vendor_warranty`).
+fn defective_level() -> ReturnRequest {
+    let usd = |a: &str| json!({"amount": a, "currency": "USD"});
+    serde_json::from_value(json!({
+        "channel": "portal", "customer": "C0017", "order_ref": "SO-100001", "currency": "USD",
+        "site": "DC1",
+        "lines": [{"line_no": 1, "sku": "LEVEL-24", "quantity": "1", "uom": "EA",
+                   "reason_code": "DOES_NOT_WORK", "requested_outcome": "refund",
+                   "unit_price": usd("34.50"), "unit_tax": usd("2.76"),
+                   "order_line_ref": "SO-100001-2"}]
+    }))
+    .unwrap()
+}
+
+async fn a_defective_unit_in_warranty_is_claimed_from_its_vendor(h: Hub) {
+    let created = h
+        .engine
+        .create(defective_level(), meta("portal"))
+        .await
+        .unwrap();
+    let body: Value = created.body.parse().unwrap();
+    assert_eq!(body["return"]["status"], "approved", "{body}");
+    let id = created.return_id;
+    let receipt: Command = serde_json::from_value(json!({"command": "record_receipt",
+        "receipt_ref": "R-L", "lines": [{"line_no": 1, "sku": "LEVEL-24", "quantity": "1"}]}))
+    .unwrap();
+    h.engine.execute(id, receipt, meta("wms")).await.unwrap();
+    // The WMS's grade X is the canonical DEFECTIVE.
+    let inspection: Command = serde_json::from_value(json!({"command": "record_inspection",
+        "inspections": [{"line_no": 1, "quantity": "1", "condition": "X"}]}))
+    .unwrap();
+    let inspected = h.engine.execute(id, inspection, meta("wms")).await.unwrap();
+    let body: Value = inspected.body.parse().unwrap();
+    assert_eq!(
+        body["return"]["lines"][0]["dispositioned"],
+        json!({"vendor_return": "1"}),
+        "{body}"
+    );
+
+    let deliveries = h
+        .store
+        .list_deliveries(&DeliveryFilter {
+            stream_id: Some(id.as_uuid()),
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+    let claims: Vec<Value> = deliveries
+        .iter()
+        .filter(|d| d.kind == "erp_supplier_claim")
+        .map(|d| d.payload.parse().unwrap())
+        .collect();
+    assert_eq!(claims.len(), 1, "{deliveries:?}");
+    assert_eq!(
+        claims[0]["lines"],
+        json!([{"line_no": 1, "sku": "LEVEL-24", "quantity": "1", "vendor": "V-LEVELPRO"}]),
+        "the claim is against the SKU's vendor"
+    );
+    let claim = deliveries
+        .iter()
+        .find(|d| d.kind == "erp_supplier_claim")
+        .unwrap();
+    assert_eq!(claim.target, "erp");
+    assert_eq!(claim.requires, ["erp_return_order"]);
+    // Nothing is repaired or replaced: the vendor takes the unit back.
+    assert!(
+        !deliveries
+            .iter()
+            .any(|d| d.kind == "erp_repair_order" || d.kind == "erp_replacement_order"),
+        "{deliveries:?}"
+    );
+    // The disposition records the vendor and the rule that decided.
+    let log = h.store.read_stream(id.as_uuid()).await.unwrap();
+    let disposed: Value = log
+        .iter()
+        .find(|e| e.event.event_type == "UnitsDispositioned")
+        .map(|e| e.event.payload.to_value())
+        .unwrap();
+    assert_eq!(disposed["dispositions"][0]["vendor"], "V-LEVELPRO");
+    assert_eq!(
+        disposed["dispositions"][0]["decided_by"],
+        "2026-spring.1/disp.vendor_warranty"
+    );
+
+    h.shutdown.cancel();
+    h.tracker.close();
+    h.tracker.wait().await;
+}
+
+#[tokio::test]
+async fn sqlite_vendor_claim_for_a_defective_unit_in_warranty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AnyStore::Sqlite(
+        SqliteStore::open(&dir.path().join("t.db"), SqliteSync::Normal)
+            .await
+            .unwrap(),
+    );
+    a_defective_unit_in_warranty_is_claimed_from_its_vendor(hub(store, Some(dir)).await).await;
+}
+
+#[tokio::test]
+async fn postgres_vendor_claim_for_a_defective_unit_in_warranty() {
+    let admin = std::env::var("BACKHAUL_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = PgStore::fresh_database(&admin, "backhaul_policy_claim_test")
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required for these tests: {e}"));
+    let store = AnyStore::Postgres(PgStore::connect(&url, 4).await.unwrap());
+    a_defective_unit_in_warranty_is_claimed_from_its_vendor(hub(store, None).await).await;
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use sqlx::SqliteConnection;
 use crate::carrier::{LabelRequest, VoidLabel};
 use crate::config::SimConfig;
 use crate::db::PostingKind;
-use crate::erp::{CancelReturnOrder, CreditMemo, InventoryAdjustment, ReturnOrder};
+use crate::erp::{CancelReturnOrder, CreditMemo, InventoryAdjustment, ReturnOrder, UnitDocument};
 use crate::error::{Rejection, SimError};
 use crate::portal::StatusUpdate;
 use crate::wms::{CancelReceipt, ExpectedReceipt};
@@ -23,6 +23,8 @@ pub(crate) enum Command {
     InventoryAdjustment(InventoryAdjustment),
     CreditMemo(CreditMemo),
     CancelReturnOrder(CancelReturnOrder),
+    /// A supplier claim, repair order or replacement order.
+    UnitDocument(UnitDocument),
     ExpectedReceipt(ExpectedReceipt),
     CancelReceipt(CancelReceipt),
     Label(LabelRequest),
@@ -101,6 +103,7 @@ impl Command {
             Command::InventoryAdjustment(c) => c.apply(conn, context).await,
             Command::CreditMemo(c) => c.apply(conn, context).await,
             Command::CancelReturnOrder(c) => c.apply(conn, context).await,
+            Command::UnitDocument(c) => c.apply(conn, context).await,
             Command::ExpectedReceipt(c) => c.apply(conn, context).await,
             Command::CancelReceipt(c) => c.apply(conn).await,
             Command::Label(c) => c.apply(conn, context).await,

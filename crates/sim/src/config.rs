@@ -21,7 +21,8 @@ use crate::error::SimError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SimKind {
-    /// Finance: return orders, inventory adjustments, credit memos.
+    /// Finance: return orders, inventory adjustments, credit memos,
+    /// supplier claims, repair and replacement orders.
     Erp,
     /// Warehouse: expected receipts (ASNs) and their cancellation.
     Wms,

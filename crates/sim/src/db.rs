@@ -84,6 +84,12 @@ pub enum PostingKind {
     CreditMemo,
     /// ERP cancellation of a return order; its number is the order's.
     ReturnOrderCancellation,
+    /// ERP `SC-…`: a claim against a vendor for units returned to it.
+    SupplierClaim,
+    /// ERP `RP-…`: a repair order for units to refurbish.
+    RepairOrder,
+    /// ERP `RS-…`: a replacement sales order to the customer.
+    ReplacementOrder,
     /// WMS `ASN-…`.
     ExpectedReceipt,
     /// WMS cancellation of an ASN; its number is the ASN.
@@ -97,11 +103,14 @@ pub enum PostingKind {
 }
 
 impl PostingKind {
-    const ALL: [PostingKind; 9] = [
+    const ALL: [PostingKind; 12] = [
         PostingKind::ReturnOrder,
         PostingKind::InventoryAdjustment,
         PostingKind::CreditMemo,
         PostingKind::ReturnOrderCancellation,
+        PostingKind::SupplierClaim,
+        PostingKind::RepairOrder,
+        PostingKind::ReplacementOrder,
         PostingKind::ExpectedReceipt,
         PostingKind::ReceiptCancellation,
         PostingKind::Label,
@@ -116,6 +125,9 @@ impl PostingKind {
             PostingKind::InventoryAdjustment => "inventory_adjustment",
             PostingKind::CreditMemo => "credit_memo",
             PostingKind::ReturnOrderCancellation => "return_order_cancellation",
+            PostingKind::SupplierClaim => "supplier_claim",
+            PostingKind::RepairOrder => "repair_order",
+            PostingKind::ReplacementOrder => "replacement_order",
             PostingKind::ExpectedReceipt => "expected_receipt",
             PostingKind::ReceiptCancellation => "receipt_cancellation",
             PostingKind::Label => "label",

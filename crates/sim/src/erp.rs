@@ -1,13 +1,15 @@
-//! The ERP: return orders (`RO-…`), inventory adjustments (`IA-…`) and
-//! credit memos (`CM-…`), each numbered from its own durable series, and
-//! the ledger folded from them.
+//! The ERP: return orders (`RO-…`), inventory adjustments (`IA-…`), credit
+//! memos (`CM-…`), supplier claims (`SC-…`), repair orders (`RP-…`) and
+//! replacement sales orders (`RS-…`), each numbered from its own durable
+//! series, and the ledger folded from them.
 //!
 //! Business rules, checked in this order:
 //! - every post: the posting period is open, else `period_closed`;
 //! - return order: no SKU of [`crate::ErpConfig::unknown_skus`], else
 //!   `unknown_sku`;
-//! - inventory adjustment and credit memo: `return_order` names a stored
-//!   return order, else `unknown_return_order`;
+//! - inventory adjustment, credit memo, supplier claim, repair order and
+//!   replacement order: `return_order` names a stored return order, else
+//!   `unknown_return_order`;
 //! - return order cancellation: names a stored return order, else
 //!   `unknown_return_order`;
 //! - credit memo: same currency as its return order, else
@@ -52,6 +54,9 @@ pub(crate) fn routes() -> Router<Sim> {
             post(post_cancel_return_order),
         )
         .route("/erp/credit-memos", post(post_credit_memo))
+        .route("/erp/supplier-claims", post(post_supplier_claim))
+        .route("/erp/repair-orders", post(post_repair_order))
+        .route("/erp/replacement-orders", post(post_replacement_order))
         .route("/erp/postings", get(postings))
         .route("/erp/ledger", get(get_ledger))
         .route("/admin/erp/period", get(get_period).put(put_period))
@@ -282,6 +287,107 @@ impl CreditMemo {
     }
 }
 
+/// A document about some units of a return that refers to the ERP's
+/// return order: a supplier claim, a repair order or a replacement order.
+/// Their lines are alike (`line_no`, `sku`, `quantity`); what sets them
+/// apart is in the header, checked by each parser.
+#[derive(Debug, Clone)]
+pub(crate) struct UnitDocument {
+    kind: UnitDocumentKind,
+    rma: String,
+    return_order: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum UnitDocumentKind {
+    SupplierClaim,
+    RepairOrder,
+    ReplacementOrder,
+}
+
+impl UnitDocumentKind {
+    fn posting_kind(self) -> PostingKind {
+        match self {
+            UnitDocumentKind::SupplierClaim => PostingKind::SupplierClaim,
+            UnitDocumentKind::RepairOrder => PostingKind::RepairOrder,
+            UnitDocumentKind::ReplacementOrder => PostingKind::ReplacementOrder,
+        }
+    }
+
+    /// The number series, its prefix: `SC-000001`.
+    fn series(self) -> &'static str {
+        match self {
+            UnitDocumentKind::SupplierClaim => "SC",
+            UnitDocumentKind::RepairOrder => "RP",
+            UnitDocumentKind::ReplacementOrder => "RS",
+        }
+    }
+}
+
+impl UnitDocument {
+    /// `POST /erp/supplier-claims`: the units go back to `vendor`, who owes
+    /// for them under its return agreement.
+    pub(crate) fn parse_supplier_claim(body: &Value) -> Result<Self, BodyError> {
+        let root = Object::root(body, &["rma", "return_order", "site", "vendor", "lines"])?;
+        root.text("site")?;
+        root.text("vendor")?;
+        Self::parse(UnitDocumentKind::SupplierClaim, &root)
+    }
+
+    /// `POST /erp/repair-orders`: the units are refurbished at `site`.
+    pub(crate) fn parse_repair_order(body: &Value) -> Result<Self, BodyError> {
+        let root = Object::root(body, &["rma", "return_order", "site", "lines"])?;
+        root.text("site")?;
+        Self::parse(UnitDocumentKind::RepairOrder, &root)
+    }
+
+    /// `POST /erp/replacement-orders`: new units shipped to `customer`
+    /// against the original sales order `order_ref`.
+    pub(crate) fn parse_replacement_order(body: &Value) -> Result<Self, BodyError> {
+        let root = Object::root(
+            body,
+            &["rma", "return_order", "customer", "order_ref", "lines"],
+        )?;
+        root.text("customer")?;
+        root.text("order_ref")?;
+        Self::parse(UnitDocumentKind::ReplacementOrder, &root)
+    }
+
+    fn parse(kind: UnitDocumentKind, root: &Object<'_>) -> Result<Self, BodyError> {
+        let rma = root.text("rma")?;
+        let return_order = root.text("return_order")?;
+        let mut numbers = Vec::new();
+        for line in root.objects("lines", &["line_no", "sku", "quantity"])? {
+            numbers.push(line.integer("line_no", 1)?);
+            line.text("sku")?;
+            line.positive_decimal("quantity")?;
+        }
+        unique_line_numbers("lines", numbers)?;
+        Ok(UnitDocument {
+            kind,
+            rma,
+            return_order,
+        })
+    }
+
+    pub(crate) async fn apply(
+        self,
+        conn: &mut SqliteConnection,
+        context: &Context<'_>,
+    ) -> Result<Applied, ApplyError> {
+        check_period(context)?;
+        stored_return_order(conn, &self.return_order).await?;
+        let number = number(conn, self.kind.series()).await?;
+        let response = json!({ "number": number });
+        Ok(Applied::created(
+            self.kind.posting_kind(),
+            number,
+            self.rma,
+            response,
+        ))
+    }
+}
+
 /// `POST /erp/return-orders/{number}/cancel`; the body is empty, `{}` or
 /// `{"reason": "..."}`. The order must exist (`unknown_return_order`) and the
 /// period be open. Cancelling twice with two keys stores both, so a test can
@@ -376,6 +482,9 @@ pub struct LedgerCounts {
     pub inventory_adjustment: u64,
     pub credit_memo: u64,
     pub return_order_cancellation: u64,
+    pub supplier_claim: u64,
+    pub repair_order: u64,
+    pub replacement_order: u64,
 }
 
 pub(crate) async fn ledger(db: &Db) -> Result<Ledger, SimError> {
@@ -385,6 +494,9 @@ pub(crate) async fn ledger(db: &Db) -> Result<Ledger, SimError> {
             PostingKind::InventoryAdjustment,
             PostingKind::CreditMemo,
             PostingKind::ReturnOrderCancellation,
+            PostingKind::SupplierClaim,
+            PostingKind::RepairOrder,
+            PostingKind::ReplacementOrder,
         ])
         .await?;
     let mut ledger = Ledger::default();
@@ -406,6 +518,9 @@ pub(crate) async fn ledger(db: &Db) -> Result<Ledger, SimError> {
             PostingKind::ReturnOrderCancellation => {
                 ledger.counts.return_order_cancellation += 1;
             }
+            PostingKind::SupplierClaim => ledger.counts.supplier_claim += 1,
+            PostingKind::RepairOrder => ledger.counts.repair_order += 1,
+            PostingKind::ReplacementOrder => ledger.counts.replacement_order += 1,
             PostingKind::ExpectedReceipt
             | PostingKind::ReceiptCancellation
             | PostingKind::Label
@@ -467,6 +582,42 @@ async fn post_credit_memo(
 ) -> Response {
     pipeline::post(&sim, &headers, &uri, body, BodyRule::Required, |v| {
         CreditMemo::parse(v).map(Command::CreditMemo)
+    })
+    .await
+}
+
+async fn post_supplier_claim(
+    State(sim): State<Sim>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    pipeline::post(&sim, &headers, &uri, body, BodyRule::Required, |v| {
+        UnitDocument::parse_supplier_claim(v).map(Command::UnitDocument)
+    })
+    .await
+}
+
+async fn post_repair_order(
+    State(sim): State<Sim>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    pipeline::post(&sim, &headers, &uri, body, BodyRule::Required, |v| {
+        UnitDocument::parse_repair_order(v).map(Command::UnitDocument)
+    })
+    .await
+}
+
+async fn post_replacement_order(
+    State(sim): State<Sim>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    pipeline::post(&sim, &headers, &uri, body, BodyRule::Required, |v| {
+        UnitDocument::parse_replacement_order(v).map(Command::UnitDocument)
     })
     .await
 }

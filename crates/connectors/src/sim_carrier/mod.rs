@@ -46,6 +46,9 @@ impl Mapping for CarrierMapping {
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
             | ActionKind::ErpCancelReturnOrder
+            | ActionKind::ErpSupplierClaim
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::PortalStatus => Err(SinkError::business(
@@ -74,6 +77,9 @@ impl Mapping for CarrierMapping {
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
             | ActionKind::ErpCancelReturnOrder
+            | ActionKind::ErpSupplierClaim
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::PortalStatus => Ok(ActionResult::Accepted),

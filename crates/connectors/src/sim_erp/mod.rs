@@ -1,8 +1,9 @@
 //! The ERP simulator's REST contract (`backhaul-sim`, kind `erp`): return
-//! orders, inventory adjustments and credit memos. Quantities and amounts
-//! travel as decimal strings.
+//! orders, inventory adjustments, credit memos, supplier claims, repair
+//! orders and replacement orders. Quantities and amounts travel as decimal
+//! strings.
 
-use backhaul_domain::action::{Action, ActionKind, ActionResult};
+use backhaul_domain::action::{Action, ActionKind, ActionLine, ActionResult};
 use backhaul_domain::values::Money;
 use backhaul_engine::{DeliveryRequest, SinkError};
 use backhaul_master::CrosswalkKind;
@@ -18,6 +19,23 @@ pub(crate) struct ErpMapping {
 
 fn money_amount(m: Option<Money>) -> Value {
     m.map_or(Value::Null, |m| Value::String(m.amount().to_string()))
+}
+
+/// The lines of a supplier claim, repair order or replacement order, each
+/// numbered for the document: one return line split over two inspections
+/// is two lines, and the ERP wants each number once.
+fn unit_lines(lines: &[ActionLine]) -> Vec<Value> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(n, l)| {
+            json!({
+                "line_no": n + 1,
+                "sku": l.sku,
+                "quantity": l.quantity,
+            })
+        })
+        .collect()
 }
 
 fn currency(action: &Action) -> Option<String> {
@@ -99,6 +117,48 @@ impl Mapping for ErpMapping {
                         "quantity": l.quantity,
                         "amount": money_amount(l.amount),
                     })).collect::<Vec<_>>(),
+                }),
+            ),
+            ActionKind::ErpSupplierClaim => {
+                // A claim without a vendor has nobody to go to: an operator
+                // names one (a retry with a corrected action) or skips it.
+                let vendor = a.vendor().ok_or_else(|| {
+                    SinkError::business(
+                        "vendor_missing",
+                        format!(
+                            "the supplier claim of {} names no vendor: the SKU has none in master data",
+                            a.rma_number
+                        ),
+                    )
+                })?;
+                (
+                    "/erp/supplier-claims",
+                    json!({
+                        "rma": a.rma_number,
+                        "return_order": wire::prerequisite(request, ActionKind::ErpReturnOrder)?,
+                        "site": a.site,
+                        "vendor": vendor,
+                        "lines": unit_lines(&a.lines),
+                    }),
+                )
+            }
+            ActionKind::ErpRepairOrder => (
+                "/erp/repair-orders",
+                json!({
+                    "rma": a.rma_number,
+                    "return_order": wire::prerequisite(request, ActionKind::ErpReturnOrder)?,
+                    "site": a.site,
+                    "lines": unit_lines(&a.lines),
+                }),
+            ),
+            ActionKind::ErpReplacementOrder => (
+                "/erp/replacement-orders",
+                json!({
+                    "rma": a.rma_number,
+                    "return_order": wire::prerequisite(request, ActionKind::ErpReturnOrder)?,
+                    "customer": a.customer,
+                    "order_ref": a.order_ref,
+                    "lines": unit_lines(&a.lines),
                 }),
             ),
             ActionKind::ErpCancelReturnOrder => {

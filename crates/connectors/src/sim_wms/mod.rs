@@ -43,6 +43,9 @@ impl Mapping for WmsMapping {
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
             | ActionKind::ErpCancelReturnOrder
+            | ActionKind::ErpSupplierClaim
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder
             | ActionKind::CarrierLabel
             | ActionKind::CarrierVoidLabel
             | ActionKind::PortalStatus => Err(SinkError::business(
@@ -60,6 +63,9 @@ impl Mapping for WmsMapping {
             | ActionKind::ErpInventoryAdjustment
             | ActionKind::ErpCreditMemo
             | ActionKind::ErpCancelReturnOrder
+            | ActionKind::ErpSupplierClaim
+            | ActionKind::ErpRepairOrder
+            | ActionKind::ErpReplacementOrder
             | ActionKind::CarrierLabel
             | ActionKind::CarrierVoidLabel
             | ActionKind::PortalStatus => Ok(ActionResult::Accepted),

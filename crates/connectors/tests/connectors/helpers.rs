@@ -210,6 +210,19 @@ pub(crate) fn action(kind: ActionKind) -> Action {
             { "line_no": 2, "sku": "SKU-B", "quantity": "1",
               "amount": { "amount": "7.25", "currency": CURRENCY } },
         ]}),
+        ActionKind::ErpSupplierClaim => json!({ "lines": [
+            { "line_no": 1, "sku": "SKU-A", "quantity": "2", "vendor": "V-VOLTLINE" },
+            { "line_no": 2, "sku": "SKU-B", "quantity": "1", "vendor": "V-VOLTLINE" },
+        ]}),
+        // One return line inspected twice is two entries with one line
+        // number: the document numbers its own lines.
+        ActionKind::ErpRepairOrder => json!({ "lines": [
+            { "line_no": 1, "sku": "SKU-A", "quantity": "2" },
+            { "line_no": 1, "sku": "SKU-A", "quantity": "1" },
+        ]}),
+        ActionKind::ErpReplacementOrder => json!({ "lines": [
+            { "line_no": 2, "sku": "SKU-B", "quantity": "1" },
+        ]}),
         ActionKind::WmsExpectedReceipt => json!({ "lines": [
             { "line_no": 1, "sku": "SKU-A", "quantity": "2" },
             { "line_no": 2, "sku": "SKU-B", "quantity": "1" },

@@ -12,7 +12,10 @@ use serde_json::Value;
 use backhaul_engine::SinkError;
 use backhaul_master::{Kind, MasterData};
 
-use crate::helpers::{Connected, action, connect, deliver_with_master, no_prerequisites};
+use crate::helpers::{
+    Connected, action, assert_business, connect, deliver_with_master, delivered, no_prerequisites,
+    number_of,
+};
 
 fn fixture(kind: ActionKind) -> Value {
     let path = format!(
@@ -30,6 +33,9 @@ fn posting_kind(kind: ActionKind) -> PostingKind {
         ActionKind::ErpInventoryAdjustment => PostingKind::InventoryAdjustment,
         ActionKind::ErpCreditMemo => PostingKind::CreditMemo,
         ActionKind::ErpCancelReturnOrder => PostingKind::ReturnOrderCancellation,
+        ActionKind::ErpSupplierClaim => PostingKind::SupplierClaim,
+        ActionKind::ErpRepairOrder => PostingKind::RepairOrder,
+        ActionKind::ErpReplacementOrder => PostingKind::ReplacementOrder,
         ActionKind::WmsExpectedReceipt => PostingKind::ExpectedReceipt,
         ActionKind::WmsCancelExpectedReceipt => PostingKind::ReceiptCancellation,
         ActionKind::CarrierLabel => PostingKind::Label,
@@ -170,4 +176,59 @@ async fn the_erp_gets_its_own_reason_codes_and_an_unmapped_one_is_an_exception()
             .any(|p| p.idempotency_key == "unmapped"),
         "nothing reached the ERP"
     );
+}
+
+#[tokio::test]
+async fn claims_repairs_and_replacements_come_back_with_their_erps_numbers() {
+    let erp = connect(Target::Erp).await;
+    let order = erp
+        .deliver(&action(ActionKind::ErpReturnOrder), "ro")
+        .await
+        .unwrap();
+    let after = delivered(ActionKind::ErpReturnOrder, &number_of(&order));
+    for (kind, number) in [
+        (ActionKind::ErpSupplierClaim, "SC-000001"),
+        (ActionKind::ErpRepairOrder, "RP-000001"),
+        (ActionKind::ErpReplacementOrder, "RS-000001"),
+    ] {
+        let result = erp
+            .deliver_after(&action(kind), kind.as_str(), &after)
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        assert_eq!(number_of(&result), number, "{kind:?}");
+    }
+    let counts = erp.sim.ledger().await.unwrap().counts;
+    assert_eq!(
+        (
+            counts.supplier_claim,
+            counts.repair_order,
+            counts.replacement_order
+        ),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_supplier_claim_without_a_vendor_is_not_sent() {
+    let erp = connect(Target::Erp).await;
+    let order = erp
+        .deliver(&action(ActionKind::ErpReturnOrder), "ro")
+        .await
+        .unwrap();
+    let mut claim = action(ActionKind::ErpSupplierClaim);
+    for line in &mut claim.lines {
+        line.vendor = None;
+    }
+
+    let result = erp
+        .deliver_after(
+            &claim,
+            "claim",
+            &delivered(ActionKind::ErpReturnOrder, &number_of(&order)),
+        )
+        .await;
+
+    let message = assert_business(result, "vendor_missing", None);
+    assert!(message.contains("RMA-000042"), "{message}");
+    assert_eq!(erp.postings().await.len(), 1, "only the return order");
 }

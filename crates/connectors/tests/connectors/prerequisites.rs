@@ -1,5 +1,6 @@
-//! Actions that refer to an earlier action's number: the ERP's credit memo
-//! and inventory adjustment name their return order, the WMS cancellation
+//! Actions that refer to an earlier action's number: the ERP's credit memo,
+//! inventory adjustment, supplier claim, repair and replacement order name
+//! their return order, the WMS cancellation
 //! names its ASN. Without the number (the prerequisite was skipped by an
 //! operator) the action is a business failure and nothing is sent.
 
@@ -9,6 +10,16 @@ use backhaul_sim::PostingKind;
 use crate::helpers::{
     Prerequisites, action, assert_business, connect, delivered, no_prerequisites, number_of,
 };
+
+/// The ERP documents whose body names the return order they follow.
+fn erp_follow_ups() -> Vec<ActionKind> {
+    ActionKind::ALL
+        .into_iter()
+        .filter(|k| k.requires() == [ActionKind::ErpReturnOrder])
+        // The cancellation names the order in its path, not its body.
+        .filter(|k| *k != ActionKind::ErpCancelReturnOrder)
+        .collect()
+}
 
 /// What a delivery of a credit memo or an adjustment may find in its
 /// prerequisites when the return order's number is not there.
@@ -29,10 +40,8 @@ fn without_return_order() -> [(&'static str, Prerequisites); 3] {
 #[tokio::test]
 async fn erp_follow_ups_without_the_return_orders_number_are_refused() {
     let erp = connect(Target::Erp).await;
-    for kind in [
-        ActionKind::ErpCreditMemo,
-        ActionKind::ErpInventoryAdjustment,
-    ] {
+    assert_eq!(erp_follow_ups().len(), 5, "{:?}", erp_follow_ups());
+    for kind in erp_follow_ups() {
         for (case, prerequisites) in without_return_order() {
             let result = erp
                 .deliver_after(&action(kind), "follow-up", &prerequisites)
@@ -50,10 +59,7 @@ async fn erp_follow_ups_without_the_return_orders_number_are_refused() {
 
 #[tokio::test]
 async fn erp_follow_ups_refer_to_the_return_order_from_their_prerequisite() {
-    for kind in [
-        ActionKind::ErpCreditMemo,
-        ActionKind::ErpInventoryAdjustment,
-    ] {
+    for kind in erp_follow_ups() {
         let erp = connect(Target::Erp).await;
         // Two return orders, so the follow-up must pick the right one
         // rather than happen to name the first.

@@ -210,6 +210,7 @@ pub(crate) fn disposition(n: u32, quantity: Quantity, disposition: Disposition) 
         serial_numbers: Vec::new(),
         restocking_fee: None,
         location: None,
+        vendor: None,
         decided_by: None,
     }
 }

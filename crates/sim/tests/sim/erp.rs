@@ -1,11 +1,14 @@
-//! The ERP: its three documents and their number series, its business
+//! The ERP: its documents and their number series, its business
 //! rejections, and the ledger folded from what it accepted.
 
 use backhaul_sim::{ErpConfig, PostingKind, SimConfig, SimKind};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::helpers::{TestSim, credit_memo, inventory_adjustment, open, open_with, return_order};
+use crate::helpers::{
+    TestSim, credit_memo, inventory_adjustment, open, open_with, repair_order, replacement_order,
+    return_order, supplier_claim,
+};
 
 async fn erp_with(erp: ErpConfig) -> TestSim {
     open_with(SimConfig {
@@ -247,7 +250,9 @@ async fn the_ledger_sums_credits_and_sellable_inventory() {
         &json!({
             "credits": {"EUR": "123.50", "USD": "7.25"},
             "inventory": {"SKU-1": "3"},
-            "counts": {"return_order": 2, "inventory_adjustment": 2, "credit_memo": 3, "return_order_cancellation": 0}
+            "counts": {"return_order": 2, "inventory_adjustment": 2, "credit_memo": 3,
+                       "return_order_cancellation": 0, "supplier_claim": 0,
+                       "repair_order": 0, "replacement_order": 0}
         })
     );
     let ledger = erp.sim.ledger().await.unwrap();
@@ -280,4 +285,145 @@ async fn a_return_order_can_be_cancelled_once_per_key() {
         ledger.assert_ok(200)["counts"]["return_order_cancellation"],
         1
     );
+}
+
+/// The documents about some units of a return: where each is posted, a
+/// body, the kind it is stored as and its number series.
+fn unit_documents(
+    return_order: &str,
+) -> [(&'static str, serde_json::Value, PostingKind, &'static str); 3] {
+    [
+        (
+            "/erp/supplier-claims",
+            supplier_claim("RMA-1", return_order, "V-VOLTLINE"),
+            PostingKind::SupplierClaim,
+            "SC",
+        ),
+        (
+            "/erp/repair-orders",
+            repair_order("RMA-1", return_order),
+            PostingKind::RepairOrder,
+            "RP",
+        ),
+        (
+            "/erp/replacement-orders",
+            replacement_order("RMA-1", return_order),
+            PostingKind::ReplacementOrder,
+            "RS",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn claims_repairs_and_replacements_are_numbered_stored_once_and_counted() {
+    let erp = open(SimKind::Erp).await;
+    let order = erp.return_order("RMA-1", "EUR").await;
+    for (path, body, kind, series) in unit_documents(&order) {
+        for n in 1..=2 {
+            let key = format!("{series}-key-{n}");
+            let response = erp.post(path, &key, &body).await;
+            assert_eq!(
+                response.assert_ok(201),
+                &json!({"number": format!("{series}-00000{n}")}),
+                "{path}"
+            );
+            // The same key again is the same document, not a second one.
+            let replay = erp.post(path, &key, &body).await;
+            assert!(replay.replayed(), "{path}");
+            assert_eq!(replay.body, response.body);
+        }
+        let stored: Vec<_> = erp
+            .sim
+            .postings()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.kind == kind)
+            .collect();
+        assert_eq!(stored.len(), 2, "{path}");
+        assert_eq!(stored[0].rma, "RMA-1");
+        assert_eq!(stored[0].body, body);
+    }
+    let counts = erp.sim.ledger().await.unwrap().counts;
+    assert_eq!(
+        (
+            counts.supplier_claim,
+            counts.repair_order,
+            counts.replacement_order
+        ),
+        (2, 2, 2)
+    );
+    // None of them puts anything on hand or credits anything.
+    let ledger = erp.sim.ledger().await.unwrap();
+    assert!(ledger.inventory.is_empty() && ledger.credits.is_empty());
+}
+
+#[tokio::test]
+async fn claims_repairs_and_replacements_need_a_stored_return_order_and_an_open_period() {
+    let erp = open(SimKind::Erp).await;
+    for (path, body, _, _) in unit_documents("RO-000099") {
+        erp.post(path, "k-unknown", &body)
+            .await
+            .assert_problem(422, "unknown_return_order");
+    }
+    let order = erp.return_order("RMA-1", "EUR").await;
+    erp.sim.set_period_closed(true);
+    for (path, body, _, _) in unit_documents(&order) {
+        erp.post(path, "k-closed", &body)
+            .await
+            .assert_problem(422, "period_closed");
+    }
+    assert_eq!(erp.sim.postings().await.unwrap().len(), 1, "only the order");
+}
+
+#[tokio::test]
+async fn claims_repairs_and_replacements_refuse_bodies_that_do_not_fit() {
+    let erp = open(SimKind::Erp).await;
+    let order = erp.return_order("RMA-1", "EUR").await;
+    for (path, body, _, _) in unit_documents(&order) {
+        let mut bad: Vec<(serde_json::Value, &str)> = Vec::new();
+        let mut unknown = body.clone();
+        unknown["amount"] = json!("1.00");
+        bad.push((unknown, "amount"));
+        let mut unknown_in_line = body.clone();
+        unknown_in_line["lines"][0]["disposition"] = json!("restock");
+        bad.push((unknown_in_line, "lines[0].disposition"));
+        let mut without_order = body.clone();
+        without_order
+            .as_object_mut()
+            .unwrap()
+            .remove("return_order");
+        bad.push((without_order, "return_order"));
+        let mut number = body.clone();
+        number["lines"][1]["quantity"] = json!(2);
+        bad.push((number, "lines[1].quantity"));
+        let mut zero = body.clone();
+        zero["lines"][1]["quantity"] = json!("0");
+        bad.push((zero, "lines[1].quantity"));
+        let mut twice = body.clone();
+        twice["lines"][1]["line_no"] = json!(1);
+        bad.push((twice, "lines"));
+        for (n, (body, field)) in bad.into_iter().enumerate() {
+            let response = erp.post(path, &format!("bad-{n}"), &body).await;
+            let detail = response.assert_problem(400, "invalid_body");
+            assert!(
+                response.body["field"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with(field)),
+                "{path}, {field}: {detail}"
+            );
+        }
+    }
+    // A claim names its vendor; the other two have none to name.
+    let mut claim = supplier_claim("RMA-1", &order, "V-1");
+    claim.as_object_mut().unwrap().remove("vendor");
+    erp.post("/erp/supplier-claims", "no-vendor", &claim)
+        .await
+        .assert_problem(400, "invalid_body");
+    let mut repair = repair_order("RMA-1", &order);
+    repair["vendor"] = json!("V-1");
+    erp.post("/erp/repair-orders", "vendor", &repair)
+        .await
+        .assert_problem(400, "invalid_body");
+    assert_eq!(erp.sim.postings().await.unwrap().len(), 1, "only the order");
 }

@@ -227,3 +227,26 @@ pub(crate) fn portal_status(rma: &str, version: u64) -> Value {
         "at": "2025-03-03T09:00:00Z"
     })
 }
+
+/// The lines of a supplier claim, repair order or replacement order: one
+/// unit of `SKU-1`, then two of `SKU-2`.
+fn unit_lines() -> Value {
+    json!([
+        {"line_no": 1, "sku": "SKU-1", "quantity": "1"},
+        {"line_no": 2, "sku": "SKU-2", "quantity": "2"}
+    ])
+}
+
+pub(crate) fn supplier_claim(rma: &str, return_order: &str, vendor: &str) -> Value {
+    json!({"rma": rma, "return_order": return_order, "site": "DC-1", "vendor": vendor,
+           "lines": unit_lines()})
+}
+
+pub(crate) fn repair_order(rma: &str, return_order: &str) -> Value {
+    json!({"rma": rma, "return_order": return_order, "site": "DC-1", "lines": unit_lines()})
+}
+
+pub(crate) fn replacement_order(rma: &str, return_order: &str) -> Value {
+    json!({"rma": rma, "return_order": return_order, "customer": "C-1", "order_ref": "SO-1",
+           "lines": unit_lines()})
+}
