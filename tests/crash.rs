@@ -465,7 +465,12 @@ async fn crash_run(store_url: &str, dir: &Path, label: &str) {
     };
     hub.start();
     let mut d = Driver {
-        http: reqwest::Client::new(),
+        // Every request is bounded: a hub killed mid-answer must show up as
+        // an error the driver retries, never as a request that waits forever.
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
         token,
         rng: StdRng::seed_from_u64(2026),
         until_kill: 10,
