@@ -554,11 +554,17 @@ fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLi
                 return None;
             }
             // Units beyond the authorised quantity (an over-receipt) are
-            // settled at zero: the customer never paid for them.
-            let paid_for = l
-                .credit_due
-                .min(l.authorized)
-                .saturating_minus(earlier.min(l.authorized));
+            // settled at zero: the customer never paid for them; so are
+            // replaced units, whose settlement is the replacement order.
+            let creditable = |due: Quantity, replaced: Quantity| {
+                due.saturating_minus(replaced).min(l.authorized)
+            };
+            let earlier_replaced = before
+                .lines
+                .get(&l.line.line_no)
+                .map_or(Quantity::ZERO, |b| b.replaced_due);
+            let paid_for = creditable(l.credit_due, l.replaced_due)
+                .saturating_minus(creditable(earlier, earlier_replaced));
             let earlier_fees = before
                 .lines
                 .get(&l.line.line_no)

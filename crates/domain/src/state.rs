@@ -176,6 +176,11 @@ pub struct LineState {
     #[serde(default)]
     #[schemars(with = "String")]
     pub fees_due: Decimal,
+    /// The part of `credit_due` dispositioned as replacements: the new
+    /// goods are their settlement, so they are credited nothing whatever
+    /// the customer asked for. Taken at the same moment as `credit_due`.
+    #[serde(default)]
+    pub replaced_due: Quantity,
     /// Money credited or refunded for this line so far.
     #[schemars(with = "String")]
     pub credited: Decimal,
@@ -195,6 +200,7 @@ impl LineState {
             credit_due: Quantity::ZERO,
             fees: Decimal::ZERO,
             fees_due: Decimal::ZERO,
+            replaced_due: Quantity::ZERO,
             credited: Decimal::ZERO,
             line,
         }
@@ -375,6 +381,11 @@ pub fn evolve(state: &mut ReturnState, event: &Event) {
                 for line in state.lines.values_mut() {
                     line.credit_due = line.dispositioned_total();
                     line.fees_due = line.fees;
+                    line.replaced_due = line
+                        .dispositioned
+                        .get(&Disposition::Replacement)
+                        .copied()
+                        .unwrap_or(Quantity::ZERO);
                 }
             }
         }

@@ -460,3 +460,36 @@ fn every_erp_kind_but_the_return_order_waits_for_it() {
     assert_eq!(ActionKind::ErpRepairOrder.suggested_owner(), "warehouse");
     assert_eq!(ActionKind::ErpReplacementOrder.suggested_owner(), "support");
 }
+
+#[test]
+fn a_replaced_unit_is_credited_nothing_even_on_a_refund_line() {
+    // The customer asked for money back for two units; one is restocked
+    // and refunded, the other replaced: its settlement is the new unit.
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![line(1, "SKU-A", 2)]));
+    h.accept(approve_all());
+    h.accept(receive("R1", &[(1, "SKU-A", 2)]));
+    h.accept(inspect(&[(1, 2)]));
+    let dispositioned = act(
+        &mut h,
+        dispose(&[
+            (1, 1, Disposition::Restock),
+            (1, 1, Disposition::Replacement),
+        ]),
+    );
+    let kinds = kinds(&dispositioned);
+    assert!(
+        kinds.contains(&ActionKind::ErpReplacementOrder),
+        "{kinds:?}"
+    );
+    let memo = dispositioned
+        .iter()
+        .find(|a| a.kind == ActionKind::ErpCreditMemo)
+        .expect("credit is due");
+    assert_eq!(memo.lines[0].quantity, q(2), "both units are settled");
+    assert_eq!(
+        memo.lines[0].amount,
+        Some(usd_amt("12.00")),
+        "one unit paid back"
+    );
+}
