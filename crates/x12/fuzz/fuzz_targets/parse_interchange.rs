@@ -1,0 +1,29 @@
+//! Any bytes through the whole inbound path: parse, validate, read 180s,
+//! and acknowledge. The target passes when nothing panics.
+//! Run on stable with `cargo fuzz run parse_interchange -s none`.
+
+#![no_main]
+
+use backhaul_x12::ts180::requests;
+use backhaul_x12::{AckOutcome, Interchange, ReplyEnvelope, generate_997};
+use chrono::NaiveDate;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(received) = Interchange::parse(data) else {
+        return;
+    };
+    let mut errors = received.validate();
+    errors.extend(requests(&received).into_iter().filter_map(Result::err));
+    let Some(timestamp) = NaiveDate::from_ymd_opt(2024, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0))
+    else {
+        return;
+    };
+    let reply = ReplyEnvelope {
+        interchange_control: 1,
+        group_control: 1,
+        set_control: 1,
+        timestamp,
+    };
+    let _ = generate_997(&received, &AckOutcome { reply, errors });
+});

@@ -1,0 +1,192 @@
+//! The 997 functional acknowledgement: which groups and sets of a received
+//! interchange were accepted, and for a rejected set which segment and
+//! element were wrong. The errors to report come from
+//! [`Interchange::validate`] and the transaction parsers; this module only
+//! places them (by segment position) and translates them to 997 codes.
+//!
+//! An interchange-level error (IEA count or control number) rejects every
+//! group. An interchange that could not be parsed at all has no groups to
+//! acknowledge; answering it needs a TA1, which is not written here.
+
+use chrono::NaiveDateTime;
+
+use crate::error::{Error, Location, Problem};
+use crate::interchange::{Group, Interchange, TransactionSet};
+use crate::write::{self, Body, EnvelopeSettings, Usage, Version};
+
+/// Control numbers and time for the 997's own envelopes; the parties,
+/// version and separators are those of the received interchange, reversed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyEnvelope {
+    pub interchange_control: u32,
+    pub group_control: u32,
+    pub set_control: u32,
+    pub timestamp: NaiveDateTime,
+}
+
+/// What to acknowledge: every problem found in the received interchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckOutcome {
+    pub reply: ReplyEnvelope,
+    /// Errors from validation and parsing; an empty list accepts everything.
+    pub errors: Vec<Error>,
+}
+
+/// Writes the 997 answering `received`.
+pub fn generate_997(received: &Interchange, outcome: &AckOutcome) -> Result<String, Error> {
+    let version = if received.version() >= "00501" {
+        Version::V5010
+    } else {
+        Version::V4010
+    };
+    let separators = received.separators();
+    let five = version == Version::V5010;
+    let interchange_rejected = outcome.errors.iter().any(|e| {
+        e.location()
+            .is_some_and(|at| at.segment_id == "ISA" || at.segment_id == "IEA")
+    });
+
+    let mut body = Body::new(separators);
+    for group in received.groups() {
+        let mut ak1 = vec![group.functional_id(), group.control_number()];
+        if five {
+            ak1.push(group.version());
+        }
+        body.push("AK1", "AK1", &ak1)?;
+        let mut accepted = 0usize;
+        for set in group.sets() {
+            if acknowledge_set(&mut body, set, &outcome.errors, five)? {
+                accepted += 1;
+            }
+        }
+        let mut codes: Vec<&str> = Vec::new();
+        for error in &outcome.errors {
+            if let Some(code) = group_code(group, error)
+                && !codes.contains(&code)
+            {
+                codes.push(code);
+            }
+        }
+        let total = group.sets().len();
+        let status = if !codes.is_empty() || interchange_rejected || (accepted == 0 && total > 0) {
+            "R"
+        } else if accepted == total {
+            "A"
+        } else {
+            "P"
+        };
+        let (total, accepted) = (total.to_string(), accepted.to_string());
+        let mut ak9 = vec![status, total.as_str(), total.as_str(), accepted.as_str()];
+        ak9.extend(codes.iter().take(5));
+        body.push("AK9", "AK9", &ak9)?;
+    }
+
+    let (sender_q, sender) = received.receiver();
+    let (receiver_q, receiver) = received.sender();
+    let first = received.groups().first();
+    let settings = EnvelopeSettings {
+        separators,
+        version,
+        usage: if received.usage() == "T" {
+            Usage::Test
+        } else {
+            Usage::Production
+        },
+        sender_qualifier: sender_q.to_owned(),
+        sender_id: sender.to_owned(),
+        receiver_qualifier: receiver_q.to_owned(),
+        receiver_id: receiver.to_owned(),
+        application_sender: first.map_or(sender, |g| g.header().element(3)).to_owned(),
+        application_receiver: first.map_or(receiver, |g| g.header().element(2)).to_owned(),
+        interchange_control: outcome.reply.interchange_control,
+        group_control: outcome.reply.group_control,
+        set_control: outcome.reply.set_control,
+        timestamp: outcome.reply.timestamp,
+        ack_requested: false,
+    };
+    write::interchange(&settings, "FA", "997", body)
+}
+
+/// Writes AK2…AK5 for one set; returns whether it was accepted.
+fn acknowledge_set(
+    body: &mut Body,
+    set: &TransactionSet,
+    errors: &[Error],
+    five: bool,
+) -> Result<bool, Error> {
+    let mut ak2 = vec![set.id(), set.control_number()];
+    if five && !set.header().element(3).is_empty() {
+        ak2.push(set.header().element(3));
+    }
+    body.push("AK2", "AK2", &ak2)?;
+    let mut codes: Vec<&str> = Vec::new();
+    let start = set.header().position();
+    for error in errors {
+        let Some(at) = error.location().filter(|at| set.contains(at.segment)) else {
+            continue;
+        };
+        let code = set_code(error, at);
+        if let Error::Content { problem, .. } = error {
+            write_ak3_ak4(body, at, *problem, at.segment - start + 1)?;
+        }
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    let accepted = codes.is_empty();
+    let mut ak5 = vec![if accepted { "A" } else { "R" }];
+    ak5.extend(codes.iter().take(5));
+    body.push("AK5", "AK5", &ak5)?;
+    Ok(accepted)
+}
+
+fn write_ak3_ak4(
+    body: &mut Body,
+    at: &Location,
+    problem: Problem,
+    position: usize,
+) -> Result<(), Error> {
+    let position = position.to_string();
+    let (segment_code, element_code) = match problem {
+        Problem::MissingSegment => ("3", None),
+        Problem::UnexpectedSegment => ("2", None),
+        Problem::MissingElement => ("8", Some("1")),
+        Problem::InvalidValue | Problem::Unsupported => ("8", Some("7")),
+        Problem::InvalidDate => ("8", Some("8")),
+    };
+    body.push("AK3", "AK3", &[&at.segment_id, &position, "", segment_code])?;
+    if let (Some(code), Some(element)) = (element_code, at.element) {
+        body.push("AK4", "AK4", &[&element.to_string(), "", code])?;
+    }
+    Ok(())
+}
+
+/// AK501 codes for an error inside a set.
+fn set_code(error: &Error, at: &Location) -> &'static str {
+    match error {
+        Error::Count { .. } => "4",
+        Error::Control { .. } if at.segment_id == "ST" => "7",
+        Error::Control { .. } => "3",
+        Error::Content {
+            problem: Problem::Unsupported,
+            ..
+        } => "1",
+        Error::Content { .. } | Error::Syntax { .. } | Error::Write { .. } => "5",
+    }
+}
+
+/// AK905 code for an error on this group's own envelope, if it is one.
+fn group_code(group: &Group, error: &Error) -> Option<&'static str> {
+    let at = error.location()?;
+    let own = group.contains(at.segment) && (at.segment_id == "GS" || at.segment_id == "GE");
+    if !own {
+        return None;
+    }
+    Some(match error {
+        Error::Count { .. } => "5",
+        Error::Control { .. } if at.segment_id == "GS" => "6",
+        Error::Control { .. } => "4",
+        Error::Content { .. } => "2",
+        Error::Syntax { .. } | Error::Write { .. } => "1",
+    })
+}
