@@ -8,6 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use backhaul_api::ApiConfig;
+use backhaul_broker::BrokerConfig;
 use backhaul_connectors::{ConnectorConfig, SourceConfig};
 use backhaul_engine::{DispatcherConfig, EngineConfig, ExpiryConfig};
 use backhaul_store::StoreConfig;
@@ -37,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) expiry: ExpiryConfig,
     /// The eligibility and disposition policy.
     pub(crate) policy: PolicyConfig,
+    /// Message brokers every event of the log is published to.
+    pub(crate) broker: BrokerConfig,
 }
 
 /// The HTTP listener.
@@ -134,6 +137,10 @@ impl Config {
         if self.dispatcher.instance.trim().is_empty() {
             bail!("dispatcher.instance: must not be empty");
         }
+        // The same check `serve` makes when it builds the publisher.
+        if self.broker.nats.enabled() {
+            self.broker.nats.validate()?;
+        }
         if let Some(file) = &self.policy.file {
             crate::policy::load(file).context("policy.file")?;
         }
@@ -163,4 +170,34 @@ impl Config {
 #[cfg(test)]
 pub(crate) fn example_path() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("backhaul.example.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_keeps_the_broker_off_with_every_key_spelt_right() {
+        let config = Config::load(Some(&example_path())).expect("example config");
+        assert!(!config.broker.nats.enabled());
+        assert_eq!(config.broker.nats.stream, "BACKHAUL_EVENTS");
+        assert_eq!(config.broker.nats.subject_prefix, "backhaul.events");
+    }
+
+    #[test]
+    fn config_check_refuses_a_bad_broker_naming_the_field() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("hub.toml");
+        for (section, field) in [
+            ("url = \"http://127.0.0.1:4222\"", "broker.nats.url"),
+            (
+                "url = \"nats://127.0.0.1:4222\"\nstream = \"\"",
+                "broker.nats.stream",
+            ),
+        ] {
+            std::fs::write(&path, format!("[broker.nats]\n{section}\n")).expect("written");
+            let err = Config::load(Some(&path)).expect_err("refused").to_string();
+            assert!(err.contains(field), "{err}");
+        }
+    }
 }

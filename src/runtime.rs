@@ -4,7 +4,10 @@
 //! committer commits what is queued and answers its callers, and the
 //! dispatcher lets its attempts in flight end (each bounded by its timeout;
 //! an attempt cut short stays leased and is redelivered with the same key
-//! after the restart) → wait for every task to end.
+//! after the restart), and the broker publisher finishes the publish in
+//! flight and stops (what it had not published yet is published after the
+//! restart: it resumes from the stream's last message) → wait for every
+//! task to end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +37,14 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .context("invalid connector configuration")?;
     let sources = backhaul_connectors::build_sources(&config.sources, &BTreeMap::new())
         .context("invalid source configuration")?;
+    let publisher = if config.broker.nats.enabled() {
+        Some(
+            backhaul_broker::Publisher::build(&config.broker.nats, store.clone())
+                .context("invalid broker configuration")?,
+        )
+    } else {
+        None
+    };
     let policy = match &config.policy.file {
         Some(file) => Some(crate::policy::load(file)?),
         None => None,
@@ -76,6 +87,14 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     if config.expiry.interval_secs > 0 {
         let every = std::time::Duration::from_secs(config.expiry.interval_secs);
         tracker.spawn(Expirer::new(engine.clone()).run(every, shutdown.child_token()));
+    }
+    if let Some(publisher) = publisher {
+        tracing::info!(
+            url = %config.broker.nats.url,
+            stream = %config.broker.nats.stream,
+            "publishing events to NATS"
+        );
+        tracker.spawn(publisher.run(shutdown.child_token()));
     }
     for source in sources {
         let inbox = Inbox::new(engine.clone(), source.name());

@@ -1,0 +1,61 @@
+//! Publishes the hub's event log to a message broker: every event, in log
+//! order, at least once, as a CloudEvents 1.0 JSON envelope. Today the
+//! broker is NATS JetStream; consuming from a broker (an inbound source)
+//! does not live here.
+//!
+//! Layout:
+//! - `config`: the `[broker.nats]` section and its validation, shared by
+//!   `serve` and `config check`.
+//! - `cloudevents`: the envelope (structured mode) and the subject of an event.
+//! - `publisher`: the task tailing the log into a JetStream stream, its
+//!   resume point (read back from the stream itself) and its [`Handle`].
+//!
+//! Architecture invariant: the publisher keeps no checkpoint of its own.
+//! The last message in the stream says how far the log was published
+//! (`backhaul-position` header), and `Nats-Msg-Id` (the event id) lets
+//! JetStream's duplicate window drop what a crash makes it send twice.
+
+mod cloudevents;
+mod config;
+mod publisher;
+
+pub use cloudevents::{EVENT_TYPE_PREFIX, envelope, subject};
+pub use config::{BrokerConfig, NatsConfig};
+pub use publisher::{Handle, POSITION_HEADER, Progress, Publisher};
+
+/// A failure behind a boxed source: the NATS client has one error type per
+/// call, and callers only log them.
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors of the broker boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is refused; `field` is its full key.
+    #[error("{field}: {reason}")]
+    Config { field: &'static str, reason: String },
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect { url: String, source: Source },
+    /// Creating or inspecting the JetStream stream failed.
+    #[error("JetStream stream {stream}: {source}")]
+    Stream { stream: String, source: Source },
+    /// The stream's last message does not say which log position it carries,
+    /// so where to resume is unknown; guessing would lose or repeat events.
+    #[error("JetStream stream {stream}: message {sequence} has no valid {header} header; is another publisher writing to it?", header = POSITION_HEADER)]
+    Resume { stream: String, sequence: u64 },
+    #[error("cannot read the event log: {0}")]
+    Store(#[from] backhaul_store::Error),
+    /// The event cannot become a message (an event type that is not a
+    /// subject token, or a payload that does not serialise).
+    #[error("event {event_id} at position {position}: {reason}")]
+    Encode {
+        event_id: uuid::Uuid,
+        position: i64,
+        reason: String,
+    },
+    #[error("publishing event {event_id} at position {position} failed: {source}")]
+    Publish {
+        event_id: uuid::Uuid,
+        position: i64,
+        source: Source,
+    },
+}
