@@ -137,10 +137,9 @@ impl Config {
         if self.dispatcher.instance.trim().is_empty() {
             bail!("dispatcher.instance: must not be empty");
         }
-        // The same check `serve` makes when it builds the publisher.
-        if self.broker.nats.enabled() {
-            self.broker.nats.validate()?;
-        }
+        // The same checks `serve` makes when it builds the publisher and
+        // the consumer.
+        self.broker.validate()?;
         if let Some(file) = &self.policy.file {
             crate::policy::load(file).context("policy.file")?;
         }
@@ -182,6 +181,9 @@ mod tests {
         assert!(!config.broker.nats.enabled());
         assert_eq!(config.broker.nats.stream, "BACKHAUL_EVENTS");
         assert_eq!(config.broker.nats.subject_prefix, "backhaul.events");
+        assert!(!config.broker.nats.consumer.enabled);
+        assert_eq!(config.broker.nats.consumer.stream, "BACKHAUL_INBOUND");
+        assert_eq!(config.broker.nats.consumer.source, "nats");
     }
 
     #[test]
@@ -193,6 +195,12 @@ mod tests {
             (
                 "url = \"nats://127.0.0.1:4222\"\nstream = \"\"",
                 "broker.nats.stream",
+            ),
+            // A consumer without a server is refused, not silently off.
+            ("[broker.nats.consumer]\nenabled = true", "broker.nats.url"),
+            (
+                "url = \"nats://127.0.0.1:4222\"\n[broker.nats.consumer]\nenabled = true\nbatch = 0",
+                "broker.nats.consumer.batch",
             ),
         ] {
             std::fs::write(&path, format!("[broker.nats]\n{section}\n")).expect("written");

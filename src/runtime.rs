@@ -6,8 +6,10 @@
 //! an attempt cut short stays leased and is redelivered with the same key
 //! after the restart), and the broker publisher finishes the publish in
 //! flight and stops (what it had not published yet is published after the
-//! restart: it resumes from the stream's last message) → wait for every
-//! task to end.
+//! restart: it resumes from the stream's last message), and the broker
+//! consumer finishes the message in hand (one not acknowledged yet is
+//! redelivered after the restart; its dedup key makes it a duplicate if it
+//! was committed) → wait for every task to end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +47,12 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The consumer needs the engine, started below; its section is checked
+    // here so a bad one is refused before any task starts.
+    config
+        .broker
+        .validate()
+        .context("invalid broker configuration")?;
     let policy = match &config.policy.file {
         Some(file) => Some(crate::policy::load(file)?),
         None => None,
@@ -95,6 +103,18 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
             "publishing events to NATS"
         );
         tracker.spawn(publisher.run(shutdown.child_token()));
+    }
+    if config.broker.nats.consumer.enabled {
+        let consumer = backhaul_broker::Consumer::build(&config.broker.nats, engine.clone())
+            .context("invalid broker configuration")?;
+        tracing::info!(
+            url = %config.broker.nats.url,
+            stream = %config.broker.nats.consumer.stream,
+            durable = %config.broker.nats.consumer.durable,
+            source = %config.broker.nats.consumer.source,
+            "consuming commands from NATS"
+        );
+        tracker.spawn(consumer.run(shutdown.child_token()));
     }
     for source in sources {
         let inbox = Inbox::new(engine.clone(), source.name());

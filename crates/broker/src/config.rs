@@ -1,6 +1,9 @@
-//! The `[broker]` configuration section and its checks. Validation lives
+//! The `[broker]` configuration section, its checks and the connection it
+//! describes (shared by the publisher and the consumer). Validation lives
 //! here, not in `serve`, so `config check` refuses exactly what `serve`
 //! would.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -12,6 +15,17 @@ use crate::Error;
 pub struct BrokerConfig {
     /// NATS JetStream; off while its `url` is empty.
     pub nats: NatsConfig,
+}
+
+impl BrokerConfig {
+    /// Checks every part that is on; an empty `url` with the consumer on is
+    /// refused rather than silently leaving the consumer off.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.nats.enabled() || self.nats.consumer.enabled {
+            self.nats.validate()?;
+        }
+        Ok(())
+    }
 }
 
 /// Publishing the event log to a NATS JetStream stream.
@@ -39,6 +53,56 @@ pub struct NatsConfig {
     /// seconds. A crash between a publish and its ack re-publishes at once
     /// after the restart, so this only has to cover a restart.
     pub duplicate_window_secs: u64,
+    /// Consuming inbound commands from another stream of the same server
+    /// (`[broker.nats.consumer]`); off by default.
+    pub consumer: ConsumerConfig,
+}
+
+/// Consuming inbound commands (CloudEvents whose `type` names a command)
+/// from a durable pull consumer on the server of `[broker.nats]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsumerConfig {
+    /// Off by default. On, it needs `broker.nats.url` (which also turns
+    /// publishing on: both share the server).
+    pub enabled: bool,
+    /// The JetStream stream inbound messages are published to, created
+    /// (file storage, taking `filter_subject`) if missing. It must not be
+    /// the publisher's stream: the hub would consume its own events.
+    pub stream: String,
+    /// The durable consumer's name, created if missing. Its position on the
+    /// server is what survives a restart, so two hubs sharing it share the
+    /// work instead of each applying every message.
+    pub durable: String,
+    /// Only messages on these subjects are consumed (wildcards allowed).
+    pub filter_subject: String,
+    /// The partner the engine sees as the sender: it scopes the dedup keys
+    /// and is what `[engine.ownership] partners` maps to a system.
+    pub source: String,
+    /// Messages fetched per request to the server.
+    pub batch: usize,
+    /// How long the server waits for an ack before redelivering, in
+    /// seconds. It must cover one command's commit.
+    pub ack_wait_secs: u64,
+    /// Deliveries of one message before the server gives up on it; only
+    /// technical failures are redelivered (a bad message is terminated at
+    /// once). -1 is unlimited.
+    pub max_deliver: i64,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            stream: "BACKHAUL_INBOUND".into(),
+            durable: "backhaul".into(),
+            filter_subject: "backhaul.inbound.>".into(),
+            source: "nats".into(),
+            batch: 100,
+            ack_wait_secs: 30,
+            max_deliver: 10,
+        }
+    }
 }
 
 impl Default for NatsConfig {
@@ -51,6 +115,7 @@ impl Default for NatsConfig {
             poll_ms: 200,
             batch: 500,
             duplicate_window_secs: 120,
+            consumer: ConsumerConfig::default(),
         }
     }
 }
@@ -79,15 +144,7 @@ impl NatsConfig {
                 );
             }
         }
-        // JetStream stream names become subject tokens of its API
-        // (`$JS.API.STREAM.INFO.<name>`), so they cannot hold separators or
-        // wildcards.
-        if self.stream.is_empty()
-            || self
-                .stream
-                .chars()
-                .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
-        {
+        if !is_stream_name(&self.stream) {
             return refuse(
                 "broker.nats.stream",
                 format!(
@@ -123,8 +180,115 @@ impl NatsConfig {
                 "must be greater than zero: the window is what drops a re-publish".into(),
             );
         }
+        if self.consumer.enabled {
+            self.consumer.validate(&self.stream)?;
+        }
         Ok(())
     }
+
+    /// Connects to the server; the publisher and the consumer each hold
+    /// their own connection, so a slow one does not hold up the other.
+    pub(crate) async fn connect(&self) -> Result<async_nats::Client, Error> {
+        async_nats::ConnectOptions::new()
+            .name("backhaul")
+            .connection_timeout(Duration::from_secs(5))
+            .connect(self.url.as_str())
+            .await
+            .map_err(|e| Error::Connect {
+                url: self.url.clone(),
+                source: e.into(),
+            })
+    }
+}
+
+impl ConsumerConfig {
+    /// Checks what serde cannot; `publisher_stream` is refused as the
+    /// consumer's stream.
+    fn validate(&self, publisher_stream: &str) -> Result<(), Error> {
+        let refuse = |field: &'static str, reason: String| Err(Error::Config { field, reason });
+        if !is_stream_name(&self.stream) {
+            return refuse(
+                "broker.nats.consumer.stream",
+                format!(
+                    "{:?} must be a non-empty name without spaces, dots, slashes or wildcards",
+                    self.stream
+                ),
+            );
+        }
+        if self.stream == publisher_stream {
+            return refuse(
+                "broker.nats.consumer.stream",
+                format!(
+                    "{:?} is the publisher's stream (broker.nats.stream): the hub would consume its own events",
+                    self.stream
+                ),
+            );
+        }
+        // Consumer names are API subject tokens too.
+        if !is_stream_name(&self.durable) {
+            return refuse(
+                "broker.nats.consumer.durable",
+                format!(
+                    "{:?} must be a non-empty name without spaces, dots, slashes or wildcards",
+                    self.durable
+                ),
+            );
+        }
+        if !is_filter_subject(&self.filter_subject) {
+            return refuse(
+                "broker.nats.consumer.filter_subject",
+                format!(
+                    "{:?} must be dot-separated non-empty tokens, `*` or a final `>`",
+                    self.filter_subject
+                ),
+            );
+        }
+        if self.source.trim().is_empty() {
+            return refuse(
+                "broker.nats.consumer.source",
+                "must not be empty: it is the partner the engine sees".into(),
+            );
+        }
+        if self.batch == 0 {
+            return refuse(
+                "broker.nats.consumer.batch",
+                "must be greater than zero".into(),
+            );
+        }
+        if self.ack_wait_secs == 0 {
+            return refuse(
+                "broker.nats.consumer.ack_wait_secs",
+                "must be greater than zero".into(),
+            );
+        }
+        if self.max_deliver == 0 || self.max_deliver < -1 {
+            return refuse(
+                "broker.nats.consumer.max_deliver",
+                format!("{} must be positive, or -1 for unlimited", self.max_deliver),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A JetStream stream or consumer name: they become subject tokens of its
+/// API (`$JS.API.STREAM.INFO.<name>`), so they cannot hold separators or
+/// wildcards.
+fn is_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+}
+
+/// A subject to subscribe to: tokens, `*` for one token, `>` only last.
+fn is_filter_subject(subject: &str) -> bool {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let last = tokens.len() - 1;
+    tokens
+        .iter()
+        .enumerate()
+        .all(|(i, t)| *t == "*" || (*t == ">" && i == last) || is_subject_token(t))
 }
 
 /// One token of a NATS subject: not empty, no separator, wildcard or space.
@@ -193,6 +357,42 @@ mod tests {
             ("broker.nats.duplicate_window_secs", |c| {
                 c.duplicate_window_secs = 0
             }),
+            ("broker.nats.consumer.stream", |c| {
+                c.consumer.enabled = true;
+                c.consumer.stream = "a b".into();
+            }),
+            ("broker.nats.consumer.stream", |c| {
+                c.consumer.enabled = true;
+                c.consumer.stream = c.stream.clone();
+            }),
+            ("broker.nats.consumer.durable", |c| {
+                c.consumer.enabled = true;
+                c.consumer.durable = "a.b".into();
+            }),
+            ("broker.nats.consumer.filter_subject", |c| {
+                c.consumer.enabled = true;
+                c.consumer.filter_subject = "a.>.b".into();
+            }),
+            ("broker.nats.consumer.filter_subject", |c| {
+                c.consumer.enabled = true;
+                c.consumer.filter_subject = String::new();
+            }),
+            ("broker.nats.consumer.source", |c| {
+                c.consumer.enabled = true;
+                c.consumer.source = " ".into();
+            }),
+            ("broker.nats.consumer.batch", |c| {
+                c.consumer.enabled = true;
+                c.consumer.batch = 0;
+            }),
+            ("broker.nats.consumer.ack_wait_secs", |c| {
+                c.consumer.enabled = true;
+                c.consumer.ack_wait_secs = 0;
+            }),
+            ("broker.nats.consumer.max_deliver", |c| {
+                c.consumer.enabled = true;
+                c.consumer.max_deliver = 0;
+            }),
         ];
         for (field, spoil) in cases {
             let mut config = enabled();
@@ -202,10 +402,45 @@ mod tests {
     }
 
     #[test]
+    fn the_consumer_is_off_by_default_and_checked_only_when_on() {
+        let off = NatsConfig {
+            consumer: ConsumerConfig {
+                batch: 0,
+                ..ConsumerConfig::default()
+            },
+            ..enabled()
+        };
+        off.validate().expect("an off consumer is not checked");
+        let mut on = enabled();
+        on.consumer.enabled = true;
+        on.validate().expect("the consumer's defaults are valid");
+        on.consumer.filter_subject = "partners.*.commands".into();
+        on.validate().expect("`*` is a wildcard token");
+        // On without a server URL: refused, not silently off.
+        let broker = BrokerConfig {
+            nats: NatsConfig {
+                url: String::new(),
+                ..on
+            },
+        };
+        match broker.validate() {
+            Err(Error::Config { field, .. }) => assert_eq!(field, "broker.nats.url"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        BrokerConfig::default()
+            .validate()
+            .expect("all off is valid");
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let parsed: Result<BrokerConfig, _> =
             toml::from_str("[nats]\nurl = \"nats://x:4222\"\nstreem = \"X\"\n");
         let err = parsed.expect_err("a misspelt key must not be ignored");
         assert!(err.to_string().contains("streem"), "{err}");
+        let parsed: Result<BrokerConfig, _> =
+            toml::from_str("[nats.consumer]\nenabled = true\nduarble = \"x\"\n");
+        let err = parsed.expect_err("a misspelt consumer key must not be ignored");
+        assert!(err.to_string().contains("duarble"), "{err}");
     }
 }

@@ -1,14 +1,17 @@
 //! Publishes the hub's event log to a message broker: every event, in log
-//! order, at least once, as a CloudEvents 1.0 JSON envelope. Today the
-//! broker is NATS JetStream; consuming from a broker (an inbound source)
-//! does not live here.
+//! order, at least once, as a CloudEvents 1.0 JSON envelope; and consumes
+//! inbound commands from it, at least once, through the engine's inbox.
+//! Today the broker is NATS JetStream.
 //!
 //! Layout:
-//! - `config`: the `[broker.nats]` section and its validation, shared by
-//!   `serve` and `config check`.
+//! - `config`: the `[broker.nats]` section (with `[broker.nats.consumer]`)
+//!   and its validation, shared by `serve` and `config check`, and the
+//!   connection both tasks open.
 //! - `cloudevents`: the envelope (structured mode) and the subject of an event.
 //! - `publisher`: the task tailing the log into a JetStream stream, its
 //!   resume point (read back from the stream itself) and its [`Handle`].
+//! - `consumer`: the task applying command messages of a durable pull
+//!   consumer, and its [`ConsumerHandle`].
 //!
 //! Architecture invariant: the publisher keeps no checkpoint of its own.
 //! The last message in the stream says how far the log was published
@@ -17,10 +20,12 @@
 
 mod cloudevents;
 mod config;
+mod consumer;
 mod publisher;
 
 pub use cloudevents::{EVENT_TYPE_PREFIX, envelope, subject};
-pub use config::{BrokerConfig, NatsConfig};
+pub use config::{BrokerConfig, ConsumerConfig, NatsConfig};
+pub use consumer::{COMMAND_TYPE_PREFIX, Consumer, ConsumerHandle, RETRY_DELAY, Tally};
 pub use publisher::{Handle, POSITION_HEADER, Progress, Publisher};
 
 /// A failure behind a boxed source: the NATS client has one error type per
@@ -42,6 +47,10 @@ pub enum Error {
     /// so where to resume is unknown; guessing would lose or repeat events.
     #[error("JetStream stream {stream}: message {sequence} has no valid {header} header; is another publisher writing to it?", header = POSITION_HEADER)]
     Resume { stream: String, sequence: u64 },
+    /// Creating the durable consumer or fetching from it failed, or the
+    /// server did not confirm an acknowledgement.
+    #[error("JetStream consumer {durable}: {source}")]
+    Consume { durable: String, source: Source },
     #[error("cannot read the event log: {0}")]
     Store(#[from] backhaul_store::Error),
     /// The event cannot become a message (an event type that is not a

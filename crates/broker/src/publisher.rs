@@ -218,16 +218,7 @@ impl<S: EventStore> Publisher<S> {
             return Ok(connected.jetstream.clone());
         }
         let config = &self.config;
-        let client = async_nats::ConnectOptions::new()
-            .name("backhaul")
-            .connection_timeout(Duration::from_secs(5))
-            .connect(config.url.as_str())
-            .await
-            .map_err(|e| Error::Connect {
-                url: config.url.clone(),
-                source: e.into(),
-            })?;
-        let jetstream = jetstream::new(client);
+        let jetstream = jetstream::new(config.connect().await?);
         // An existing stream is used as it is: its limits are the
         // operator's to change.
         jetstream

@@ -1,20 +1,27 @@
-//! The publisher against the real NATS server (`BACKHAUL_TEST_NATS_URL`,
+//! The publisher and the consumer against the real NATS server (`BACKHAUL_TEST_NATS_URL`,
 //! default nats://127.0.0.1:4222; `.ci/run` starts it) and a real SQLite
-//! store filled by the engine. Each test uses its own stream and subject
-//! prefix and deletes the stream at the end.
+//! store filled by the engine. Each test uses its own streams, subjects and
+//! durable consumer, and deletes the streams at the end.
 
 // Test helpers panic on setup failure: that is a failed test, not a bug to handle.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 
+use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{self, stream::Stream};
-use backhaul_broker::{Error, NatsConfig, POSITION_HEADER, Publisher};
+use backhaul_broker::{
+    COMMAND_TYPE_PREFIX, Consumer, ConsumerConfig, Error, NatsConfig, POSITION_HEADER, Publisher,
+    Tally,
+};
 use backhaul_domain::Command;
 use backhaul_domain::model::ReturnRequest;
-use backhaul_engine::{CommandMeta, Engine, EngineConfig, ManualClock};
+use backhaul_domain::values::ReturnId;
+use backhaul_engine::{CommandMeta, Engine, EngineConfig, Inbox, ManualClock, Received};
 use backhaul_store::{AnyStore, EventStore, RecordedEvent, SqliteStore, SqliteSync};
 use chrono::{DateTime, TimeZone, Utc};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -60,6 +67,15 @@ impl Hub {
             source: "urn:backhaul:test".into(),
             // Small batches so catching up takes several reads of the log.
             batch: 3,
+            consumer: ConsumerConfig {
+                enabled: true,
+                stream: format!("BACKHAUL_TEST_IN_{id}"),
+                durable: format!("test_{id}"),
+                filter_subject: format!("test.{id}.inbound.>"),
+                // Small batches so draining takes several fetches.
+                batch: 2,
+                ..ConsumerConfig::default()
+            },
             ..NatsConfig::default()
         };
         Hub {
@@ -118,14 +134,112 @@ impl Hub {
 
     async fn stop(self) {
         let client = async_nats::connect(nats_url()).await.unwrap();
-        jetstream::new(client)
-            .delete_stream(&self.config.stream)
-            .await
-            .unwrap();
+        let js = jetstream::new(client);
+        // The publisher tests never create the inbound stream, nor the
+        // consumer tests the outbound one.
+        for name in [&self.config.stream, &self.config.consumer.stream] {
+            if js.get_stream(name).await.is_ok() {
+                js.delete_stream(name).await.unwrap();
+            }
+        }
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
     }
+}
+
+impl Hub {
+    /// A consumer that has made its stream and durable (on its first
+    /// fetch), so messages sent from now on reach it.
+    async fn consumer(&self) -> Consumer {
+        let mut consumer = Consumer::build(&self.config, self.engine.clone()).unwrap();
+        assert_eq!(
+            consumer.drain().await.unwrap(),
+            Tally::default(),
+            "an empty stream"
+        );
+        consumer
+    }
+
+    /// A new return, approved.
+    async fn approved_return(&self) -> ReturnId {
+        let created = self.engine.create(request(), meta()).await.unwrap();
+        let approve: Command = serde_json::from_value(json!({"command": "approve"})).unwrap();
+        self.engine
+            .execute(created.return_id, approve, meta())
+            .await
+            .unwrap();
+        created.return_id
+    }
+
+    /// Publishes `body` as it is to the inbound stream and waits until
+    /// JetStream stored it. No `Nats-Msg-Id`: copies of a message reach the
+    /// consumer, as they would from a partner re-sending.
+    async fn send(&self, body: Vec<u8>) {
+        let client = async_nats::connect(nats_url()).await.unwrap();
+        let subject = self.config.consumer.filter_subject.replace('>', "carrier");
+        jetstream::new(client)
+            .publish(subject, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// The durable consumer, as another client sees it.
+    async fn durable(&self) -> PullConsumer {
+        let client = async_nats::connect(nats_url()).await.unwrap();
+        jetstream::new(client)
+            .get_stream(&self.config.consumer.stream)
+            .await
+            .unwrap()
+            .get_consumer(&self.config.consumer.durable)
+            .await
+            .unwrap()
+    }
+
+    /// The event types of a return's timeline.
+    async fn timeline(&self, return_id: ReturnId) -> Vec<String> {
+        self.engine
+            .timeline(return_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
+    }
+}
+
+/// A command CloudEvent for `return_id`.
+fn command_event(id: &str, command: &str, return_id: &str, data: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "specversion": "1.0", "id": id, "source": "urn:carrier:test",
+        "type": format!("{COMMAND_TYPE_PREFIX}{command}"),
+        "subject": return_id, "datacontenttype": "application/json", "data": data,
+    }))
+    .unwrap()
+}
+
+fn milestone(at: &str) -> Value {
+    json!({"milestone": "in_transit", "occurred_at": at, "location": "Memphis"})
+}
+
+fn tally(applied: u64, duplicate: u64, rejected: u64, malformed: u64) -> Tally {
+    Tally {
+        applied,
+        duplicate,
+        rejected,
+        malformed,
+        retried: 0,
+    }
+}
+
+fn milestones(timeline: &[String]) -> usize {
+    timeline
+        .iter()
+        .filter(|t| *t == "CarrierMilestoneRecorded")
+        .count()
 }
 
 fn request() -> ReturnRequest {
@@ -362,4 +476,179 @@ async fn an_unreachable_server_is_an_error_to_retry() {
     let mut publisher = Publisher::build(&config, store).unwrap();
     let err = publisher.catch_up().await.unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_command_message_is_applied_once_however_often_it_arrives() {
+    let hub = Hub::start().await;
+    let return_id = hub.approved_return().await;
+    let rid = return_id.to_string();
+    let mut consumer = hub.consumer().await;
+
+    // The same message id twice: applied, then acknowledged as a duplicate.
+    let first = command_event(
+        "m-1",
+        "record_carrier_milestone",
+        &rid,
+        &milestone("2026-11-02T10:00:00Z"),
+    );
+    hub.send(first.clone()).await;
+    hub.send(first).await;
+    assert_eq!(consumer.drain().await.unwrap(), tally(1, 1, 0, 0));
+    assert_eq!(milestones(&hub.timeline(return_id).await), 1);
+
+    // A redelivery: a consumer committed the message, then died before its
+    // ack. Here another client takes the message from the durable, applies
+    // it under the dedup key the consumer uses, and gives it back.
+    let data = milestone("2026-11-02T11:00:00Z");
+    hub.send(command_event(
+        "m-2",
+        "record_carrier_milestone",
+        &rid,
+        &data,
+    ))
+    .await;
+    let durable = hub.durable().await;
+    let mut fetched = durable.fetch().max_messages(1).messages().await.unwrap();
+    let taken = fetched.next().await.unwrap().unwrap();
+    let fingerprint = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        data.to_string().as_bytes(),
+    ));
+    let command: Command = serde_json::from_value(json!({
+        "command": "record_carrier_milestone", "milestone": "in_transit",
+        "occurred_at": "2026-11-02T11:00:00Z", "location": "Memphis"
+    }))
+    .unwrap();
+    let received = Inbox::new(hub.engine.clone(), "nats")
+        .receive(return_id, command, "nats:m-2", &fingerprint, None)
+        .await
+        .unwrap();
+    assert!(matches!(received, Received::Applied(_)));
+    taken.double_ack_with(AckKind::Nak(None)).await.unwrap();
+
+    assert_eq!(consumer.drain().await.unwrap(), tally(0, 1, 0, 0));
+    assert_eq!(milestones(&hub.timeline(return_id).await), 2, "m-1 and m-2");
+    assert_eq!(consumer.handle().tally(), tally(1, 2, 0, 0));
+    let mut durable = hub.durable().await;
+    let info = durable.info().await.unwrap();
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+    assert_eq!(info.num_redelivered, 0, "every delivery was acknowledged");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_messages_are_terminated_and_the_next_good_one_applied() {
+    let hub = Hub::start().await;
+    let return_id = hub.approved_return().await;
+    let rid = return_id.to_string();
+    let before = hub.timeline(return_id).await;
+    let mut consumer = hub.consumer().await;
+    let good = milestone("2026-11-02T10:00:00Z");
+
+    hub.send(b"{not json".to_vec()).await;
+    let mut no_subject: Value = serde_json::from_slice(&command_event(
+        "m-1",
+        "record_carrier_milestone",
+        &rid,
+        &good,
+    ))
+    .unwrap();
+    no_subject.as_object_mut().unwrap().remove("subject");
+    hub.send(serde_json::to_vec(&no_subject).unwrap()).await;
+    hub.send(command_event("m-2", "teleport", &rid, &json!({})))
+        .await;
+    hub.send(command_event(
+        "m-3",
+        "record_carrier_milestone",
+        &rid,
+        &json!({"milestone": "in_transit"}),
+    ))
+    .await;
+    hub.send(command_event("m-4", "request", &rid, &json!({})))
+        .await;
+    hub.send(command_event(
+        "m-5",
+        "record_carrier_milestone",
+        &rid,
+        &good,
+    ))
+    .await;
+
+    assert_eq!(consumer.drain().await.unwrap(), tally(1, 0, 0, 5));
+    let after = hub.timeline(return_id).await;
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    assert_eq!(after.last().unwrap(), "CarrierMilestoneRecorded");
+    // Terminated, not left for redelivery.
+    assert_eq!(consumer.drain().await.unwrap(), Tally::default());
+    let info = hub.durable().await.info().await.unwrap().clone();
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_command_the_return_refuses_is_terminated_as_rejected() {
+    let hub = Hub::start().await;
+    let return_id = hub.approved_return().await;
+    let before = hub.timeline(return_id).await;
+    let mut consumer = hub.consumer().await;
+    hub.send(command_event(
+        "m-1",
+        "close",
+        &return_id.to_string(),
+        &Value::Null,
+    ))
+    .await;
+    assert_eq!(consumer.drain().await.unwrap(), tally(0, 0, 1, 0));
+    assert_eq!(hub.timeline(return_id).await, before, "nothing stored");
+    assert_eq!(consumer.drain().await.unwrap(), Tally::default());
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_command_for_an_unknown_return_is_terminated_as_rejected() {
+    let hub = Hub::start().await;
+    let mut consumer = hub.consumer().await;
+    let unknown = ReturnId::from_uuid(Uuid::now_v7());
+    hub.send(command_event(
+        "m-1",
+        "record_carrier_milestone",
+        &unknown.to_string(),
+        &milestone("2026-11-02T10:00:00Z"),
+    ))
+    .await;
+    assert_eq!(consumer.drain().await.unwrap(), tally(0, 0, 1, 0));
+    assert_eq!(hub.engine.get(unknown).await.unwrap(), None);
+    assert!(hub.log().await.is_empty(), "nothing stored");
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn a_technical_failure_is_nakd_for_redelivery() {
+    let hub = Hub::start().await;
+    let return_id = hub.approved_return().await;
+    let mut consumer = hub.consumer().await;
+    // The engine stops committing: the store answers "shutting down".
+    hub.shutdown.cancel();
+    hub.tracker.close();
+    hub.tracker.wait().await;
+    hub.send(command_event(
+        "m-1",
+        "record_carrier_milestone",
+        &return_id.to_string(),
+        &milestone("2026-11-02T10:00:00Z"),
+    ))
+    .await;
+    let pass = consumer.drain().await.unwrap();
+    assert_eq!(
+        pass,
+        Tally {
+            retried: 1,
+            ..Tally::default()
+        }
+    );
+    // Held back for RETRY_DELAY, then delivered again: still awaiting an ack.
+    let info = hub.durable().await.info().await.unwrap().clone();
+    assert_eq!(info.num_ack_pending, 1);
+    assert_eq!(milestones(&hub.timeline(return_id).await), 0);
+    hub.stop().await;
 }
