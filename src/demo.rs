@@ -777,6 +777,7 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
             url: String::new(),
             system: None,
             delivery,
+            tryton: None,
         };
         (kind.target().as_str().to_owned(), config)
     })

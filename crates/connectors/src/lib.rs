@@ -18,6 +18,8 @@
 //! - `sim_erp`, `sim_wms`, `sim_carrier`, `sim_portal`: the mappings for the
 //!   built-in simulators' wire contracts (`backhaul-sim`); `sim_carrier` also
 //!   holds the tracking source, which polls scan feeds into the inbox.
+//! - `tryton`: the Tryton ERP over JSON-RPC, a multi-call sink of its own
+//!   (look-up before create, resumable by document state).
 //! - `registry` (this file): config → build.
 //!
 //! [`Action`]: backhaul_domain::action::Action
@@ -28,6 +30,7 @@ mod sim_carrier;
 mod sim_erp;
 mod sim_portal;
 mod sim_wms;
+pub mod tryton;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,6 +56,8 @@ pub enum ConnectorKind {
     SimCarrier,
     /// The built-in portal simulator's REST contract.
     SimPortal,
+    /// A Tryton ERP (trytond 8) over JSON-RPC; needs `[connectors.erp.tryton]`.
+    Tryton,
 }
 
 impl ConnectorKind {
@@ -63,20 +68,23 @@ impl ConnectorKind {
             ConnectorKind::SimWms => Target::Wms,
             ConnectorKind::SimCarrier => Target::Carrier,
             ConnectorKind::SimPortal => Target::Portal,
+            ConnectorKind::Tryton => Target::Erp,
         }
     }
 
-    /// The mapping of this kind; `system` is the name the target's codes
-    /// are kept under in the crosswalks.
-    fn mapping(self, system: &ExternalRef) -> Arc<dyn Mapping> {
-        match self {
+    /// The mapping of a JSON-over-HTTP kind; `system` is the name the
+    /// target's codes are kept under in the crosswalks. `None` for kinds
+    /// with a sink of their own.
+    fn mapping(self, system: &ExternalRef) -> Option<Arc<dyn Mapping>> {
+        Some(match self {
             ConnectorKind::SimErp => Arc::new(sim_erp::ErpMapping {
                 system: system.to_string(),
             }),
             ConnectorKind::SimWms => Arc::new(sim_wms::WmsMapping),
             ConnectorKind::SimCarrier => Arc::new(sim_carrier::CarrierMapping),
             ConnectorKind::SimPortal => Arc::new(sim_portal::PortalMapping),
-        }
+            ConnectorKind::Tryton => return None,
+        })
     }
 }
 
@@ -96,6 +104,9 @@ pub struct ConnectorConfig {
     /// Retries, throttling, timeouts and the circuit breaker.
     #[serde(default)]
     pub delivery: DeliveryPolicy,
+    /// Settings of a `tryton` connector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tryton: Option<tryton::TrytonSettings>,
 }
 
 /// Why connectors could not be built.
@@ -132,13 +143,46 @@ pub fn build(
             .map_err(|m| invalid(format!("delivery: {m}")))?;
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
             .map_err(|e| invalid(format!("system: {e}")))?;
+        if config.tryton.is_some() && config.kind != ConnectorKind::Tryton {
+            return Err(invalid(format!(
+                "a [tryton] table belongs to kind = \"tryton\", not {:?}",
+                config.kind
+            )));
+        }
         let transport = transport(&config.url, target, in_process).map_err(invalid)?;
-        let sink: Arc<dyn Sink> = Arc::new(JsonHttpSink::new(
-            target,
-            system.clone(),
-            transport,
-            config.kind.mapping(&system),
-        ));
+        let sink: Arc<dyn Sink> = match config.kind.mapping(&system) {
+            Some(mapping) => Arc::new(JsonHttpSink::new(
+                target,
+                system.clone(),
+                transport,
+                mapping,
+            )),
+            None => {
+                let settings = config.tryton.clone().ok_or_else(|| {
+                    invalid(
+                        "kind = \"tryton\" needs a [tryton] table (database, password_env)"
+                            .to_owned(),
+                    )
+                })?;
+                if config.url.is_empty() {
+                    return Err(invalid(
+                        "a Tryton connector needs the server's url".to_owned(),
+                    ));
+                }
+                let password = std::env::var(&settings.password_env).map_err(|_| {
+                    invalid(format!(
+                        "tryton.password_env: the environment variable {} is not set",
+                        settings.password_env
+                    ))
+                })?;
+                Arc::new(tryton::TrytonSink::new(
+                    system.clone(),
+                    transport,
+                    settings,
+                    &password,
+                ))
+            }
+        };
         sinks.push((sink, config.delivery.clone()));
     }
     Ok(sinks)

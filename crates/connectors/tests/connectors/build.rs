@@ -225,3 +225,65 @@ fn every_section_becomes_a_sink_with_its_own_policy() {
         ]
     );
 }
+
+#[test]
+fn a_tryton_connector_is_refused_without_its_settings_url_or_password() {
+    let no_table = refusal(
+        r#"
+        [connectors.erp]
+        kind = "tryton"
+        url = "http://127.0.0.1:8000"
+        "#,
+        &every_router(),
+    );
+    assert!(no_table.starts_with("connectors.erp: "), "{no_table}");
+    assert!(no_table.contains("[tryton]"), "{no_table}");
+
+    let no_password = refusal(
+        r#"
+        [connectors.erp]
+        kind = "tryton"
+        url = "http://127.0.0.1:8000"
+        [connectors.erp.tryton]
+        database = "backhaul"
+        password_env = "BACKHAUL_TEST_SURELY_UNSET_PASSWORD"
+        "#,
+        &every_router(),
+    );
+    assert!(
+        no_password.contains("BACKHAUL_TEST_SURELY_UNSET_PASSWORD is not set"),
+        "{no_password}"
+    );
+
+    let elsewhere = refusal(
+        r#"
+        [connectors.erp]
+        kind = "sim-erp"
+        [connectors.erp.tryton]
+        database = "backhaul"
+        password_env = "X"
+        "#,
+        &every_router(),
+    );
+    assert!(elsewhere.contains("kind = \"tryton\""), "{elsewhere}");
+}
+
+#[test]
+fn tryton_locations_name_canonical_dispositions() {
+    let wrong = toml::from_str::<File>(
+        r#"
+        [connectors.erp]
+        kind = "tryton"
+        [connectors.erp.tryton]
+        database = "backhaul"
+        password_env = "X"
+        [connectors.erp.tryton.locations]
+        shred = "SCRAP"
+        "#,
+    );
+    let message = wrong
+        .err()
+        .expect("an unknown disposition is refused")
+        .to_string();
+    assert!(message.contains("shred"), "{message}");
+}
