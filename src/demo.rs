@@ -777,6 +777,9 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
             url: String::new(),
             system: None,
             delivery,
+            sap: None,
+            dynamics_bc: None,
+            netsuite: None,
         };
         (kind.target().as_str().to_owned(), config)
     })

@@ -106,6 +106,9 @@ pub(crate) fn config(target: Target, url: &str) -> ConnectorConfig {
         url: url.to_owned(),
         system: None,
         delivery: DeliveryPolicy::default(),
+        sap: None,
+        dynamics_bc: None,
+        netsuite: None,
     }
 }
 
