@@ -778,6 +778,9 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
             system: None,
             delivery,
             tryton: None,
+            sap: None,
+            dynamics_bc: None,
+            netsuite: None,
         };
         (kind.target().as_str().to_owned(), config)
     })

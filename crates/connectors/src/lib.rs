@@ -1,36 +1,57 @@
 //! Connectors: the sinks that deliver the hub's actions to external systems,
-//! one folder per connector, all of the same shape: the folder holds only the
+//! one folder per connector. A simulator's folder holds only the
 //! connector's wire format, a pure [`http::Mapping`] from the canonical
 //! [`Action`] to the target's request and from the target's answer back to
-//! an [`ActionResult`] (tested on fixtures in `tests/connectors/fixtures`).
-//! Configuration is the shared [`ConnectorConfig`]; the sink is the shared
-//! [`http::JsonHttpSink`], which owns the transport, the idempotency header
-//! and the classification of failures. Every connector passes the contract
-//! table in `tests/connectors/contract.rs`.
+//! an [`ActionResult`] (tested on fixtures in `tests/connectors/fixtures`);
+//! its sink is the shared [`http::JsonHttpSink`], which owns the transport,
+//! the idempotency header and the classification of failures. Every
+//! simulator connector passes the contract table in
+//! `tests/connectors/contract.rs`. Configuration is the shared
+//! [`ConnectorConfig`].
 //!
 //! Wire formats are apart from transports: a mapping never sees a socket,
 //! and the [`http::Transport`] is either a real HTTP client or an in-process
 //! axum router (the simulators in `demo` and in tests), with the same bytes
 //! on both.
 //!
+//! Connectors to vendor ERPs need more than one exchange per delivery (a
+//! look-up before a create where the vendor takes no idempotency key, a
+//! CSRF token, a read-back of the new record), so each has a small sink of
+//! its own over the same [`http::Transport`], with its pure mapping beside
+//! it and fixtures written from the vendor's public documentation in its
+//! `fixtures/` folder. Their settings are a table of their own in the
+//! connector's section (`[connectors.erp.sap]`…), and their credentials are
+//! names of environment variables, read when the connector is built.
+//!
 //! Layout:
 //! - `http`: transports, the JSON-over-HTTP sink, failure classification.
 //! - `sim_erp`, `sim_wms`, `sim_carrier`, `sim_portal`: the mappings for the
 //!   built-in simulators' wire contracts (`backhaul-sim`); `sim_carrier` also
 //!   holds the tracking source, which polls scan feeds into the inbox.
+//! - `sap_s4`, `dynamics_bc`, `netsuite`: SAP S/4HANA (customer returns and
+//!   credit memo requests, OData V2), Microsoft Dynamics 365 Business
+//!   Central (sales credit memos, API v2.0), Oracle NetSuite (return
+//!   authorizations, item receipts and credit memos, REST record service).
 //! - `tryton`: the Tryton ERP over JSON-RPC, a multi-call sink of its own
-//!   (look-up before create, resumable by document state).
+//!   (look-up before create, resumable by document state), tested against
+//!   a real trytond.
+//! - `vendor`: what those three share (credentials, exchanges, error
+//!   classification with 401 technical, JSON numbers).
 //! - `registry` (this file): config → build.
 //!
 //! [`Action`]: backhaul_domain::action::Action
 //! [`ActionResult`]: backhaul_domain::action::ActionResult
 
+mod dynamics_bc;
 pub mod http;
+mod netsuite;
+mod sap_s4;
 mod sim_carrier;
 mod sim_erp;
 mod sim_portal;
 mod sim_wms;
 pub mod tryton;
+mod vendor;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,10 +60,17 @@ use backhaul_domain::action::Target;
 use backhaul_domain::values::ExternalRef;
 use backhaul_engine::{DeliveryPolicy, Sink, Sinks, Source};
 
+pub use crate::dynamics_bc::DynamicsBcConfig;
+pub use crate::netsuite::NetSuiteConfig;
+pub use crate::sap_s4::SapConfig;
 pub use crate::sim_carrier::tracking::{PollReport, TrackingSource};
+pub use crate::vendor::Env;
 use serde::{Deserialize, Serialize};
 
+use crate::dynamics_bc::DynamicsBcSink;
 use crate::http::{InProcess, JsonHttpSink, Mapping, Remote, Transport};
+use crate::netsuite::NetSuiteSink;
+use crate::sap_s4::SapSink;
 
 /// The kinds of connector this build knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +84,21 @@ pub enum ConnectorKind {
     SimCarrier,
     /// The built-in portal simulator's REST contract.
     SimPortal,
-    /// A Tryton ERP (trytond 8) over JSON-RPC; needs `[connectors.erp.tryton]`.
+    /// SAP S/4HANA's customer return and credit memo request APIs
+    /// (settings in `[connectors.erp.sap]`).
+    #[serde(rename = "sap-s4")]
+    SapS4,
+    /// Microsoft Dynamics 365 Business Central's API v2.0 (settings in
+    /// `[connectors.erp.dynamics_bc]`).
+    #[serde(rename = "dynamics-bc")]
+    DynamicsBc,
+    /// Oracle NetSuite's REST record service (settings in
+    /// `[connectors.erp.netsuite]`).
+    #[serde(rename = "netsuite")]
+    NetSuite,
+    /// A Tryton ERP (trytond 8) over JSON-RPC (settings in
+    /// `[connectors.erp.tryton]`).
+    #[serde(rename = "tryton")]
     Tryton,
 }
 
@@ -64,27 +106,29 @@ impl ConnectorKind {
     /// The system a connector of this kind serves.
     pub fn target(self) -> Target {
         match self {
-            ConnectorKind::SimErp => Target::Erp,
+            ConnectorKind::SimErp
+            | ConnectorKind::SapS4
+            | ConnectorKind::DynamicsBc
+            | ConnectorKind::NetSuite
+            | ConnectorKind::Tryton => Target::Erp,
             ConnectorKind::SimWms => Target::Wms,
             ConnectorKind::SimCarrier => Target::Carrier,
             ConnectorKind::SimPortal => Target::Portal,
-            ConnectorKind::Tryton => Target::Erp,
         }
     }
 
-    /// The mapping of a JSON-over-HTTP kind; `system` is the name the
-    /// target's codes are kept under in the crosswalks. `None` for kinds
-    /// with a sink of their own.
-    fn mapping(self, system: &ExternalRef) -> Option<Arc<dyn Mapping>> {
-        Some(match self {
-            ConnectorKind::SimErp => Arc::new(sim_erp::ErpMapping {
-                system: system.to_string(),
-            }),
-            ConnectorKind::SimWms => Arc::new(sim_wms::WmsMapping),
-            ConnectorKind::SimCarrier => Arc::new(sim_carrier::CarrierMapping),
-            ConnectorKind::SimPortal => Arc::new(sim_portal::PortalMapping),
-            ConnectorKind::Tryton => return None,
-        })
+    /// The kind as the config file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::SimErp => "sim-erp",
+            ConnectorKind::SimWms => "sim-wms",
+            ConnectorKind::SimCarrier => "sim-carrier",
+            ConnectorKind::SimPortal => "sim-portal",
+            ConnectorKind::SapS4 => "sap-s4",
+            ConnectorKind::DynamicsBc => "dynamics-bc",
+            ConnectorKind::NetSuite => "netsuite",
+            ConnectorKind::Tryton => "tryton",
+        }
     }
 }
 
@@ -104,7 +148,16 @@ pub struct ConnectorConfig {
     /// Retries, throttling, timeouts and the circuit breaker.
     #[serde(default)]
     pub delivery: DeliveryPolicy,
-    /// Settings of a `tryton` connector.
+    /// SAP S/4HANA settings, for kind `sap-s4` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sap: Option<SapConfig>,
+    /// Business Central settings, for kind `dynamics-bc` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamics_bc: Option<DynamicsBcConfig>,
+    /// NetSuite settings, for kind `netsuite` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netsuite: Option<NetSuiteConfig>,
+    /// Tryton settings, for kind `tryton` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tryton: Option<tryton::TrytonSettings>,
 }
@@ -117,10 +170,20 @@ pub enum BuildError {
 }
 
 /// Builds the configured sinks. `in_process` supplies routers for
-/// connectors without a URL (the embedded simulators).
+/// connectors without a URL (the embedded simulators). Credentials come
+/// from the process environment.
 pub fn build(
     connectors: &BTreeMap<String, ConnectorConfig>,
     in_process: &BTreeMap<Target, axum::Router>,
+) -> Result<Sinks, BuildError> {
+    build_with_env(connectors, in_process, &|name| std::env::var(name).ok())
+}
+
+/// [`build`] with the environment variables looked up in `env`.
+pub fn build_with_env(
+    connectors: &BTreeMap<String, ConnectorConfig>,
+    in_process: &BTreeMap<Target, axum::Router>,
+    env: Env<'_>,
 ) -> Result<Sinks, BuildError> {
     let mut sinks = Vec::new();
     for (name, config) in connectors {
@@ -143,49 +206,118 @@ pub fn build(
             .map_err(|m| invalid(format!("delivery: {m}")))?;
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
             .map_err(|e| invalid(format!("system: {e}")))?;
-        if config.tryton.is_some() && config.kind != ConnectorKind::Tryton {
-            return Err(invalid(format!(
-                "a [tryton] table belongs to kind = \"tryton\", not {:?}",
-                config.kind
-            )));
-        }
         let transport = transport(&config.url, target, in_process).map_err(invalid)?;
-        let sink: Arc<dyn Sink> = match config.kind.mapping(&system) {
-            Some(mapping) => Arc::new(JsonHttpSink::new(
-                target,
-                system.clone(),
-                transport,
-                mapping,
-            )),
-            None => {
-                let settings = config.tryton.clone().ok_or_else(|| {
-                    invalid(
-                        "kind = \"tryton\" needs a [tryton] table (database, password_env)"
-                            .to_owned(),
-                    )
-                })?;
-                if config.url.is_empty() {
-                    return Err(invalid(
-                        "a Tryton connector needs the server's url".to_owned(),
-                    ));
-                }
-                let password = std::env::var(&settings.password_env).map_err(|_| {
-                    invalid(format!(
-                        "tryton.password_env: the environment variable {} is not set",
-                        settings.password_env
-                    ))
-                })?;
-                Arc::new(tryton::TrytonSink::new(
-                    system.clone(),
-                    transport,
-                    settings,
-                    &password,
-                ))
-            }
-        };
+        let sink = sink(name, config, &system, &transport, env).map_err(invalid)?;
         sinks.push((sink, config.delivery.clone()));
     }
     Ok(sinks)
+}
+
+/// The sink of one section: the shared JSON sink for a simulator, the
+/// vendor's own for an ERP, which must have its settings table and no
+/// other vendor's.
+fn sink(
+    name: &str,
+    config: &ConnectorConfig,
+    system: &ExternalRef,
+    transport: &Arc<dyn Transport>,
+    env: Env<'_>,
+) -> Result<Arc<dyn Sink>, String> {
+    let tables = [
+        ("sap", config.sap.is_some(), ConnectorKind::SapS4),
+        (
+            "dynamics_bc",
+            config.dynamics_bc.is_some(),
+            ConnectorKind::DynamicsBc,
+        ),
+        (
+            "netsuite",
+            config.netsuite.is_some(),
+            ConnectorKind::NetSuite,
+        ),
+        ("tryton", config.tryton.is_some(), ConnectorKind::Tryton),
+    ];
+    for (table, present, kind) in tables {
+        if present && config.kind != kind {
+            return Err(format!(
+                "[connectors.{name}.{table}] is for kind `{}`, not `{}`",
+                kind.as_str(),
+                config.kind.as_str()
+            ));
+        }
+    }
+    let missing = |table: &str| {
+        format!(
+            "kind `{}` needs its settings in [connectors.{name}.{table}]",
+            config.kind.as_str()
+        )
+    };
+    // The simulators' mappings are driven by the shared JSON sink; `system`
+    // is the name the target's codes are kept under in the crosswalks.
+    let json = |mapping: Arc<dyn Mapping>| -> Result<Arc<dyn Sink>, String> {
+        Ok(Arc::new(JsonHttpSink::new(
+            config.kind.target(),
+            system.clone(),
+            transport.clone(),
+            mapping,
+        )))
+    };
+    match config.kind {
+        ConnectorKind::SimErp => json(Arc::new(sim_erp::ErpMapping {
+            system: system.to_string(),
+        })),
+        ConnectorKind::SimWms => json(Arc::new(sim_wms::WmsMapping)),
+        ConnectorKind::SimCarrier => json(Arc::new(sim_carrier::CarrierMapping)),
+        ConnectorKind::SimPortal => json(Arc::new(sim_portal::PortalMapping)),
+        ConnectorKind::SapS4 => {
+            let settings = config.sap.clone().ok_or_else(|| missing("sap"))?;
+            Ok(Arc::new(SapSink::new(
+                system.clone(),
+                transport.clone(),
+                settings,
+                env,
+            )?))
+        }
+        ConnectorKind::DynamicsBc => {
+            let settings = config
+                .dynamics_bc
+                .clone()
+                .ok_or_else(|| missing("dynamics_bc"))?;
+            Ok(Arc::new(DynamicsBcSink::new(
+                system.clone(),
+                transport.clone(),
+                settings,
+                env,
+            )?))
+        }
+        ConnectorKind::NetSuite => {
+            let settings = config.netsuite.clone().ok_or_else(|| missing("netsuite"))?;
+            Ok(Arc::new(NetSuiteSink::new(
+                system.clone(),
+                transport.clone(),
+                settings,
+                env,
+            )?))
+        }
+        ConnectorKind::Tryton => {
+            let settings = config.tryton.clone().ok_or_else(|| missing("tryton"))?;
+            if config.url.is_empty() {
+                return Err("a Tryton connector needs the server's url".to_owned());
+            }
+            let password = env(&settings.password_env).ok_or_else(|| {
+                format!(
+                    "tryton.password_env: the environment variable {} is not set",
+                    settings.password_env
+                )
+            })?;
+            Ok(Arc::new(tryton::TrytonSink::new(
+                system.clone(),
+                transport.clone(),
+                settings,
+                &password,
+            )))
+        }
+    }
 }
 
 /// The kinds of source (inbound connector) this build knows.

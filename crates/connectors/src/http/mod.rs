@@ -268,7 +268,7 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Result<
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let raw = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Router;
-use backhaul_connectors::{ConnectorConfig, build};
+use backhaul_connectors::{ConnectorConfig, build, build_with_env};
 use backhaul_domain::action::Target;
 use backhaul_engine::DeliveryPolicy;
 use serde::Deserialize;
@@ -237,7 +237,7 @@ fn a_tryton_connector_is_refused_without_its_settings_url_or_password() {
         &every_router(),
     );
     assert!(no_table.starts_with("connectors.erp: "), "{no_table}");
-    assert!(no_table.contains("[tryton]"), "{no_table}");
+    assert!(no_table.contains("[connectors.erp.tryton]"), "{no_table}");
 
     let no_password = refusal(
         r#"
@@ -265,7 +265,7 @@ fn a_tryton_connector_is_refused_without_its_settings_url_or_password() {
         "#,
         &every_router(),
     );
-    assert!(elsewhere.contains("kind = \"tryton\""), "{elsewhere}");
+    assert!(elsewhere.contains("is for kind `tryton`"), "{elsewhere}");
 }
 
 #[test]
@@ -286,4 +286,221 @@ fn tryton_locations_name_canonical_dispositions() {
         .expect("an unknown disposition is refused")
         .to_string();
     assert!(message.contains("shred"), "{message}");
+}
+
+#[test]
+fn a_tryton_connector_with_its_password_in_the_environment_builds() {
+    let sections = sections(
+        r#"
+        [connectors.erp]
+        kind = "tryton"
+        url = "http://127.0.0.1:8000"
+        system = "tryton"
+        [connectors.erp.tryton]
+        database = "backhaul"
+        password_env = "TRYTON_PASSWORD"
+        "#,
+    );
+    let sinks = build_with_env(&sections, &every_router(), &|name| {
+        (name == "TRYTON_PASSWORD").then(|| "secret".to_owned())
+    })
+    .unwrap();
+    assert_eq!(sinks.len(), 1);
+    assert_eq!(sinks[0].0.target(), Target::Erp);
+    assert_eq!(sinks[0].0.system().as_str(), "tryton");
+}
+
+/// Sections for the vendor ERPs, built with `env` as the environment.
+#[track_caller]
+fn vendor_refusal(toml_text: &str, env: &[(&str, &str)]) -> String {
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    build_with_env(&sections(toml_text), &every_router(), &|name| {
+        env.get(name).cloned()
+    })
+    .err()
+    .expect("the configuration should be refused")
+    .to_string()
+}
+
+#[test]
+fn each_vendor_kind_builds_from_its_own_table() {
+    let env: BTreeMap<&str, &str> = BTreeMap::from([
+        ("SAP_USER", "u"),
+        ("SAP_PASSWORD", "p"),
+        ("BC_TOKEN", "t"),
+        ("NS_TOKEN", "t"),
+    ]);
+    for section in [
+        r#"
+        [connectors.erp]
+        kind = "sap-s4"
+        url = "http://127.0.0.1:7101"
+        system = "s4"
+
+        [connectors.erp.sap]
+        user_env = "SAP_USER"
+        password_env = "SAP_PASSWORD"
+        sap_client = "100"
+        sales_organization = "1710"
+        distribution_channel = "10"
+        division = "00"
+        amount_condition_type = "ZRFD"
+        "#,
+        r#"
+        [connectors.erp]
+        kind = "dynamics-bc"
+        url = "http://127.0.0.1:7102"
+
+        [connectors.erp.dynamics_bc]
+        token_env = "BC_TOKEN"
+        company_id = "5c3f2b1a-8e9d-4c7b-a6f5-0e1d2c3b4a59"
+        local_currency = "EUR"
+        "#,
+        r#"
+        [connectors.erp]
+        kind = "netsuite"
+        url = "http://127.0.0.1:7103"
+
+        [connectors.erp.netsuite]
+        token_env = "NS_TOKEN"
+        subsidiary_id = "1"
+        "#,
+    ] {
+        let sinks = build_with_env(&sections(section), &every_router(), &|name| {
+            env.get(name).map(|v| (*v).to_owned())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{section}"));
+        assert_eq!(sinks.len(), 1);
+        assert_eq!(sinks[0].0.target(), Target::Erp);
+    }
+}
+
+#[test]
+fn a_vendor_kind_without_its_table_is_refused_naming_the_table() {
+    let message = vendor_refusal(
+        r#"
+        [connectors.erp]
+        kind = "sap-s4"
+        url = "http://127.0.0.1:7101"
+        "#,
+        &[],
+    );
+
+    assert!(message.starts_with("connectors.erp: "), "{message}");
+    assert!(message.contains("[connectors.erp.sap]"), "{message}");
+}
+
+#[test]
+fn another_vendors_table_is_refused() {
+    let message = vendor_refusal(
+        r#"
+        [connectors.erp]
+        kind = "sim-erp"
+
+        [connectors.erp.netsuite]
+        token_env = "NS_TOKEN"
+        "#,
+        &[("NS_TOKEN", "t")],
+    );
+
+    assert!(
+        message.contains("[connectors.erp.netsuite] is for kind `netsuite`, not `sim-erp`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_credential_missing_from_the_environment_is_named_and_no_value_shown() {
+    let message = vendor_refusal(
+        r#"
+        [connectors.erp]
+        kind = "sap-s4"
+        url = "http://127.0.0.1:7101"
+
+        [connectors.erp.sap]
+        user_env = "SAP_USER"
+        password_env = "SAP_PASSWORD"
+        sales_organization = "1710"
+        distribution_channel = "10"
+        division = "00"
+        amount_condition_type = "ZRFD"
+        "#,
+        &[("SAP_USER", "the-user-name")],
+    );
+
+    assert!(message.contains("sap.password_env"), "{message}");
+    assert!(message.contains("`SAP_PASSWORD`"), "{message}");
+    assert!(!message.contains("the-user-name"), "{message}");
+}
+
+#[test]
+fn vendor_settings_are_checked_against_the_vendors_field_sizes() {
+    for (section, expected) in [
+        (
+            r#"
+            [connectors.erp]
+            kind = "sap-s4"
+            url = "http://127.0.0.1:7101"
+
+            [connectors.erp.sap]
+            user_env = "U"
+            password_env = "P"
+            sales_organization = "17100"
+            distribution_channel = "10"
+            division = "00"
+            amount_condition_type = "ZRFD"
+            "#,
+            "sap.sales_organization",
+        ),
+        (
+            r#"
+            [connectors.erp]
+            kind = "dynamics-bc"
+            url = "http://127.0.0.1:7102"
+
+            [connectors.erp.dynamics_bc]
+            token_env = "T"
+            company_id = "CRONUS"
+            "#,
+            "dynamics_bc.company_id",
+        ),
+        (
+            r#"
+            [connectors.erp]
+            kind = "netsuite"
+            url = "http://127.0.0.1:7103"
+
+            [connectors.erp.netsuite]
+            token_env = "T"
+            location_id = "Main warehouse"
+            "#,
+            "netsuite.location_id",
+        ),
+    ] {
+        let message = vendor_refusal(section, &[("U", "u"), ("P", "p"), ("T", "t")]);
+        assert!(message.contains(expected), "{message}");
+    }
+}
+
+#[test]
+fn an_unknown_vendor_setting_is_a_config_error() {
+    let parsed = toml::from_str::<File>(
+        r#"
+        [connectors.erp]
+        kind = "netsuite"
+
+        [connectors.erp.netsuite]
+        token_env = "T"
+        password = "inline secrets are not a setting"
+        "#,
+    );
+
+    let message = parsed
+        .err()
+        .expect("`password` is not a setting")
+        .to_string();
+    assert!(message.contains("password"), "{message}");
 }

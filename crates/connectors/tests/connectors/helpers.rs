@@ -107,6 +107,9 @@ pub(crate) fn config(target: Target, url: &str) -> ConnectorConfig {
         system: None,
         delivery: DeliveryPolicy::default(),
         tryton: None,
+        sap: None,
+        dynamics_bc: None,
+        netsuite: None,
     }
 }
 

@@ -18,6 +18,10 @@
 //! - `build`: configurations `build` refuses.
 //! - `remote`: the real HTTP transport over a socket.
 //! - `tracking`: the carrier tracking source polled into the inbox.
+//! - `sap_s4`, `dynamics_bc`, `netsuite`: the vendor ERP connectors against
+//!   in-process fakes of SAP S/4HANA, Business Central and NetSuite, whose
+//!   payloads are the fixtures next to each mapping (`src/<vendor>/fixtures`);
+//!   `erp_fake` holds what those fakes share.
 
 // A test fails by panicking; clippy's test exemption does not reach the
 // helpers of an integration test binary.
@@ -26,10 +30,14 @@
 mod build;
 mod classify;
 mod contract;
+mod dynamics_bc;
+mod erp_fake;
 mod fakes;
 mod faults;
 mod helpers;
 mod mapping;
+mod netsuite;
 mod prerequisites;
 mod remote;
+mod sap_s4;
 mod tracking;
