@@ -11,6 +11,7 @@ use backhaul_api::ApiConfig;
 use backhaul_broker::BrokerConfig;
 use backhaul_connectors::{ConnectorConfig, SourceConfig};
 use backhaul_engine::{DispatcherConfig, EngineConfig, ExpiryConfig};
+use backhaul_filedrop::DropConfig;
 use backhaul_store::StoreConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -40,6 +41,9 @@ pub(crate) struct Config {
     pub(crate) policy: PolicyConfig,
     /// Message brokers every event of the log is published to.
     pub(crate) broker: BrokerConfig,
+    /// Drop folders, by name: files of return requests, receipts, master
+    /// data or X12 interchanges, each applied once.
+    pub(crate) drops: BTreeMap<String, DropConfig>,
 }
 
 /// The HTTP listener.
@@ -140,6 +144,9 @@ impl Config {
         // The same checks `serve` makes when it builds the publisher and
         // the consumer.
         self.broker.validate()?;
+        // The same checks `serve` makes when it builds the drop folders,
+        // without creating them.
+        backhaul_filedrop::validate_all(&self.drops)?;
         if let Some(file) = &self.policy.file {
             crate::policy::load(file).context("policy.file")?;
         }
@@ -184,6 +191,38 @@ mod tests {
         assert!(!config.broker.nats.consumer.enabled);
         assert_eq!(config.broker.nats.consumer.stream, "BACKHAUL_INBOUND");
         assert_eq!(config.broker.nats.consumer.source, "nats");
+    }
+
+    #[test]
+    fn the_example_documents_drop_folders_that_parse() {
+        let text = std::fs::read_to_string(example_path()).expect("example config");
+        // The example keeps its drops commented out (their folders would be
+        // created), at the end of the file; uncommented, every one must
+        // parse and pass the checks.
+        let mut section = String::new();
+        let mut on = false;
+        for line in text.lines() {
+            if line.starts_with("# [drops.") {
+                on = true;
+            }
+            // From the first drop on, every commented line is TOML (the
+            // explanation comes before it).
+            if on {
+                let rest = line
+                    .strip_prefix("# ")
+                    .or_else(|| line.strip_prefix('#'))
+                    .unwrap_or(line);
+                section.push_str(rest);
+                section.push('\n');
+            }
+        }
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let section = section.replace("/var/lib/backhaul", &dir.path().display().to_string());
+        let drops: BTreeMap<String, BTreeMap<String, DropConfig>> =
+            toml::from_str(&section).unwrap_or_else(|e| panic!("{e}\n{section}"));
+        let drops = &drops["drops"];
+        assert_eq!(drops.len(), 5, "{section}");
+        backhaul_filedrop::validate_all(drops).expect("the example's drops pass");
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! restart: it resumes from the stream's last message), and the broker
 //! consumer finishes the message in hand (one not acknowledged yet is
 //! redelivered after the restart; its dedup key makes it a duplicate if it
-//! was committed) → wait for every task to end.
+//! was committed), and each drop folder stops between two requests of the
+//! file in hand (the file stays in `processing/` and is processed again
+//! after the restart, what was applied coming back as duplicates) → wait
+//! for every task to end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -115,6 +118,19 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
             "consuming commands from NATS"
         );
         tracker.spawn(consumer.run(shutdown.child_token()));
+    }
+    // Built (folders created and checked) before any of them starts, so a
+    // bad folder stops the hub at start-up rather than half-way.
+    let mut drops = Vec::with_capacity(config.drops.len());
+    for (name, drop) in &config.drops {
+        drops.push(
+            backhaul_filedrop::FileDrop::build(name, drop, engine.clone())
+                .context("invalid drop folder configuration")?,
+        );
+    }
+    for drop in drops {
+        tracing::info!(drop = drop.name(), "receiving files");
+        tracker.spawn(drop.run(shutdown.child_token()));
     }
     for source in sources {
         let inbox = Inbox::new(engine.clone(), source.name());

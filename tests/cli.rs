@@ -248,3 +248,78 @@ fn serve_answers_health_and_refuses_requests_without_a_key() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn serve_applies_a_file_dropped_in_a_drop_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run_ok(backhaul(dir.path()).args([
+        "keys",
+        "create",
+        "--partner",
+        "ops",
+        "--scope",
+        "returns:read",
+    ]));
+    let token = created
+        .lines()
+        .find_map(|l| l.strip_prefix("token:"))
+        .map(str::trim)
+        .expect("token line")
+        .to_owned();
+    let drops = dir.path().join("drops");
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[drops.returns]\nkind = \"csv-returns\"\ndir = {:?}\ninterval_ms = 50\n",
+            drops.display().to_string()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(&drops).unwrap();
+    std::fs::write(
+        drops.join("batch.csv.tmp"),
+        "request_ref,customer,order_ref,currency,site,sku,quantity,uom,reason,requested_outcome,unit_price,unit_tax\n\
+         R-1,C1,SO-1,USD,DC1,SKU-1,2,EA,DAMAGED,refund,19.99,1.60\n",
+    )
+    .unwrap();
+    std::fs::rename(drops.join("batch.csv.tmp"), drops.join("batch.csv")).unwrap();
+
+    let mut child = backhaul(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("BACKHAUL_LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for the hub to say it listens and that it processed the file
+    // (log lines, not a sleep).
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = None;
+    let mut processed = None;
+    while addr.is_none() || processed.is_none() {
+        let line = lines.next().expect("hub exited early").unwrap();
+        if let Some(rest) = line.split("\"addr\":\"").nth(1) {
+            addr = Some(rest.split('"').next().unwrap().to_owned());
+        }
+        if line.contains("file processed") {
+            processed = Some(line);
+        }
+    }
+    let processed = processed.unwrap();
+    assert!(processed.contains("\"applied\":1"), "{processed}");
+    let (status, body) = http(
+        &addr.unwrap(),
+        &format!(
+            "GET /v1/returns HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"order_ref\":\"SO-1\""), "{body}");
+    let archived = std::fs::read_dir(drops.join("archive")).unwrap().count();
+    assert_eq!(archived, 2, "the file and its summary");
+}

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use backhaul_domain::Command;
 use backhaul_domain::action::{Action, ActionKind, ActionResult, Target};
+use backhaul_domain::model::ReturnRequest;
 use backhaul_domain::values::{ExternalRef, ReturnId};
 use backhaul_master::{CrosswalkKind, MasterData};
 use serde::Serialize;
@@ -194,6 +195,39 @@ impl Inbox {
         &self.engine
     }
 
+    /// Opens a new return, once per `dedup_key`: a message seen before
+    /// finds the return the first copy opened instead of opening a second
+    /// one (the key is written with the new return's first events). The
+    /// request goes through [`Engine::create`], so crosswalks and the policy
+    /// apply as for the API. `fingerprint` as for [`Inbox::receive`].
+    pub async fn create(
+        &self,
+        request: ReturnRequest,
+        dedup_key: &str,
+        fingerprint: &str,
+        causation_id: Option<Uuid>,
+    ) -> Result<Received, Error> {
+        let meta = self.meta(dedup_key, fingerprint, causation_id);
+        let outcome = self.engine.create(request, meta).await?;
+        Ok(if outcome.replayed {
+            Received::Duplicate(outcome)
+        } else {
+            Received::Applied(outcome)
+        })
+    }
+
+    fn meta(&self, dedup_key: &str, fingerprint: &str, causation_id: Option<Uuid>) -> CommandMeta {
+        CommandMeta {
+            partner: self.source.clone(),
+            idempotency: Some(Idempotency {
+                key: dedup_key.to_owned(),
+                request_hash: fingerprint.to_owned(),
+            }),
+            correlation_id: None,
+            causation_id,
+        }
+    }
+
     /// Applies a command to an existing return, once per `dedup_key`.
     /// `fingerprint` identifies the message's content: the same key with
     /// another content is refused (`Error::IdempotencyKeyReused`).
@@ -205,15 +239,7 @@ impl Inbox {
         fingerprint: &str,
         causation_id: Option<Uuid>,
     ) -> Result<Received, Error> {
-        let meta = CommandMeta {
-            partner: self.source.clone(),
-            idempotency: Some(Idempotency {
-                key: dedup_key.to_owned(),
-                request_hash: fingerprint.to_owned(),
-            }),
-            correlation_id: None,
-            causation_id,
-        };
+        let meta = self.meta(dedup_key, fingerprint, causation_id);
         let outcome = self.engine.execute(return_id, command, meta).await?;
         Ok(if outcome.replayed {
             Received::Duplicate(outcome)

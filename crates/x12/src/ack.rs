@@ -5,14 +5,26 @@
 //! places them (by segment position) and translates them to 997 codes.
 //!
 //! An interchange-level error (IEA count or control number) rejects every
-//! group. An interchange that could not be parsed at all has no groups to
-//! acknowledge; answering it needs a TA1, which is not written here.
+//! group. An interchange that could not be parsed at all (truncated, its
+//! envelopes out of order) has no groups to acknowledge: [`generate_ta1`]
+//! answers it with a TA1 interchange acknowledgement saying rejected,
+//! provided its ISA could be read (without one there is nobody to answer).
 
 use chrono::NaiveDateTime;
 
 use crate::error::{Error, Location, Problem};
-use crate::interchange::{Group, Interchange, TransactionSet};
+use crate::interchange::{Group, Interchange, InterchangeHeader, TransactionSet};
 use crate::write::{self, Body, EnvelopeSettings, Usage, Version};
+
+/// TA105 note codes (X12 element I18) for interchanges rejected whole.
+mod note {
+    /// Invalid control structure: envelopes out of order or malformed.
+    pub(super) const INVALID_CONTROL_STRUCTURE: &str = "022";
+    /// Improper (premature) end-of-file: the input stops mid-interchange.
+    pub(super) const PREMATURE_END: &str = "023";
+    /// Invalid interchange content (e.g. an invalid GS segment).
+    pub(super) const INVALID_CONTENT: &str = "024";
+}
 
 /// Control numbers and time for the 997's own envelopes; the parties,
 /// version and separators are those of the received interchange, reversed.
@@ -189,4 +201,71 @@ fn group_code(group: &Group, error: &Error) -> Option<&'static str> {
         Error::Content { .. } => "2",
         Error::Syntax { .. } | Error::Write { .. } => "1",
     })
+}
+
+/// Writes a TA1 rejecting the interchange whose ISA is `received`, for an
+/// interchange that [`Interchange::parse`] refused with `error`: an
+/// interchange of its own (ISA, TA1, IEA with no groups), the parties
+/// reversed. TA105 says why: 023 when the input ended early (truncated),
+/// 022 when an envelope segment was missing or out of place, 024
+/// otherwise. Only `reply.interchange_control` and `reply.timestamp` are
+/// used.
+pub fn generate_ta1(
+    received: &InterchangeHeader,
+    error: &Error,
+    reply: &ReplyEnvelope,
+) -> Result<String, Error> {
+    let note = match error {
+        Error::Syntax { message, .. } if message.contains("truncated") => note::PREMATURE_END,
+        Error::Syntax { at, .. } if at.segment_id.is_empty() => note::PREMATURE_END,
+        Error::Syntax { message, .. } if message.starts_with("expected") => {
+            note::INVALID_CONTROL_STRUCTURE
+        }
+        Error::Syntax { .. }
+        | Error::Count { .. }
+        | Error::Control { .. }
+        | Error::Content { .. }
+        | Error::Write { .. } => note::INVALID_CONTENT,
+    };
+    let isa = received.segment();
+    let version = if received.version() >= "00501" {
+        Version::V5010
+    } else {
+        Version::V4010
+    };
+    let (sender_q, sender) = received.receiver();
+    let (receiver_q, receiver) = received.sender();
+    let settings = EnvelopeSettings {
+        separators: received.separators(),
+        version,
+        usage: if received.usage() == "T" {
+            Usage::Test
+        } else {
+            Usage::Production
+        },
+        sender_qualifier: sender_q.to_owned(),
+        sender_id: sender.to_owned(),
+        receiver_qualifier: receiver_q.to_owned(),
+        receiver_id: receiver.to_owned(),
+        application_sender: sender.to_owned(),
+        application_receiver: receiver.to_owned(),
+        interchange_control: reply.interchange_control,
+        group_control: reply.group_control,
+        set_control: reply.set_control,
+        timestamp: reply.timestamp,
+        ack_requested: false,
+    };
+    let mut body = Body::new(received.separators());
+    body.push(
+        "TA1",
+        "TA1",
+        &[
+            received.control_number(),
+            isa.element(9),
+            isa.element(10),
+            "R",
+            note,
+        ],
+    )?;
+    write::interchange_without_groups(&settings, body)
 }

@@ -388,8 +388,65 @@ fn isa_error(offset: usize, element: Option<usize>, message: String) -> Error {
     }
 }
 
+/// The ISA of an interchange on its own: enough to answer an interchange
+/// whose rest cannot be read (a TA1 needs the parties, the control number
+/// and the separators, nothing after the ISA).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterchangeHeader {
+    separators: Separators,
+    isa: Segment,
+}
+
+impl InterchangeHeader {
+    /// Reads only the ISA; what follows it is not looked at.
+    pub fn parse(input: &[u8]) -> Result<InterchangeHeader, Error> {
+        let (separators, isa) = read_isa(input)?;
+        Ok(InterchangeHeader { separators, isa })
+    }
+
+    pub fn separators(&self) -> Separators {
+        self.separators
+    }
+
+    pub fn segment(&self) -> &Segment {
+        &self.isa
+    }
+
+    /// ISA13.
+    pub fn control_number(&self) -> &str {
+        self.isa.element(13)
+    }
+
+    /// ISA12.
+    pub fn version(&self) -> &str {
+        self.isa.element(12)
+    }
+
+    /// ISA05/ISA06 with the padding removed.
+    pub fn sender(&self) -> (&str, &str) {
+        (self.isa.element(5).trim(), self.isa.element(6).trim())
+    }
+
+    /// ISA07/ISA08 with the padding removed.
+    pub fn receiver(&self) -> (&str, &str) {
+        (self.isa.element(7).trim(), self.isa.element(8).trim())
+    }
+
+    /// ISA15.
+    pub fn usage(&self) -> &str {
+        self.isa.element(15)
+    }
+}
+
 /// Reads the separators from the ISA and splits the input into segments.
 fn tokenize(input: &[u8]) -> Result<(Separators, Vec<Segment>), Error> {
+    let (separators, isa) = read_isa(input)?;
+    let segments = segments_after_isa(input, separators, isa)?;
+    Ok((separators, segments))
+}
+
+/// Reads the ISA: its fixed-width elements and the separators it declares.
+fn read_isa(input: &[u8]) -> Result<(Separators, Segment), Error> {
     // A BOM or blank lines before the ISA are tolerated; anything else is not.
     let mut start = 0;
     if input.starts_with(&[0xEF, 0xBB, 0xBF]) {
@@ -499,8 +556,18 @@ fn tokenize(input: &[u8]) -> Result<(Separators, Vec<Segment>), Error> {
         position: 1,
         offset: start,
     };
+    Ok((separators, isa))
+}
+
+/// Splits the rest of the input into segments, after the ISA.
+fn segments_after_isa(
+    input: &[u8],
+    separators: Separators,
+    isa: Segment,
+) -> Result<Vec<Segment>, Error> {
+    let (element, segment) = (separators.element, separators.segment);
+    let mut at = isa.offset + ISA_LEN;
     let mut segments = vec![isa];
-    let mut at = start + ISA_LEN;
     loop {
         while input.get(at).is_some_and(|b| *b == b'\r' || *b == b'\n') {
             at += 1;
@@ -556,7 +623,7 @@ fn tokenize(input: &[u8]) -> Result<(Separators, Vec<Segment>), Error> {
         });
         at += len + 1;
     }
-    Ok((separators, segments))
+    Ok(segments)
 }
 
 fn segment_id(raw: &[u8], element: u8) -> String {

@@ -7,7 +7,8 @@
 //! - [`interchange`]: separators from the ISA, tokenizing, the ISA/GS/ST
 //!   tree with positions, count and control-number validation.
 //! - [`ts180`]: the typed 180 subset, read and written.
-//! - [`ack`]: the 997 for a received interchange.
+//! - [`ack`]: the 997 for a received interchange, and the TA1 for one
+//!   that could not be read past its ISA.
 //! - [`write`]: envelope settings and the delimiter-safe segment writer.
 //! - [`mapping`]: a 180 request to the hub's canonical `ReturnRequest`.
 //! - [`error`]: the one error type, naming segment and element.
@@ -22,9 +23,9 @@ pub mod mapping;
 pub mod ts180;
 pub mod write;
 
-pub use ack::{AckOutcome, ReplyEnvelope, generate_997};
+pub use ack::{AckOutcome, ReplyEnvelope, generate_997, generate_ta1};
 pub use error::{Error, Location, Problem};
-pub use interchange::{Group, Interchange, Segment, Separators, TransactionSet};
+pub use interchange::{Group, Interchange, InterchangeHeader, Segment, Separators, TransactionSet};
 pub use ts180::{
     Line, Party, ProductId, ReturnAuthorizationRequest, RmaNotification, generate_180,
 };

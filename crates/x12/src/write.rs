@@ -154,10 +154,66 @@ pub(crate) fn interchange(
     body: Body,
 ) -> Result<String, Error> {
     let seps = settings.separators;
-    let (e, t) = (seps.element(), seps.segment());
     let ic = control("interchange control number", settings.interchange_control)?;
     let gc = control("group control number", settings.group_control)?;
     let sc = control("transaction set control number", settings.set_control)?;
+    let mut out = isa(settings, ic)?;
+    let mut envelope = Body::new(seps);
+    envelope.push(
+        "GS",
+        "GS",
+        &[
+            functional_id,
+            &settings.application_sender,
+            &settings.application_receiver,
+            &settings.timestamp.format("%Y%m%d").to_string(),
+            &settings.timestamp.format("%H%M").to_string(),
+            &gc.to_string(),
+            "X",
+            settings.version.gs08(),
+        ],
+    )?;
+    if settings.application_sender.is_empty() || settings.application_receiver.is_empty() {
+        return Err(Error::Write {
+            field: "GS",
+            message: "application sender and receiver codes are required".into(),
+        });
+    }
+    let st02 = format!("{sc:04}");
+    envelope.push("ST", "ST", &[set_id, &st02])?;
+    let count = body.segments.len() + 2;
+    envelope.segments.extend(body.segments);
+    envelope.push("SE", "SE", &[&count.to_string(), &st02])?;
+    envelope.push("GE", "GE", &["1", &gc.to_string()])?;
+    envelope.push("IEA", "IEA", &["1", &format!("{ic:09}")])?;
+    for segment in envelope.segments {
+        out.push_str(&segment);
+        out.push(seps.segment());
+    }
+    Ok(out)
+}
+
+/// Wraps interchange-level segments (a TA1) in ISA/IEA, with no groups.
+pub(crate) fn interchange_without_groups(
+    settings: &EnvelopeSettings,
+    body: Body,
+) -> Result<String, Error> {
+    let seps = settings.separators;
+    let ic = control("interchange control number", settings.interchange_control)?;
+    let mut out = isa(settings, ic)?;
+    let mut envelope = body;
+    envelope.push("IEA", "IEA", &["0", &format!("{ic:09}")])?;
+    for segment in envelope.segments {
+        out.push_str(&segment);
+        out.push(seps.segment());
+    }
+    Ok(out)
+}
+
+/// The ISA segment with its terminator; `ic` is the checked control number.
+fn isa(settings: &EnvelopeSettings, ic: u32) -> Result<String, Error> {
+    let seps = settings.separators;
+    let (e, t) = (seps.element(), seps.segment());
     let isa11 = match settings.version {
         Version::V4010 => 'U',
         Version::V5010 => seps.repetition().ok_or(Error::Write {
@@ -199,38 +255,5 @@ pub(crate) fn interchange(
         out.push_str(value);
     }
     out.push(t);
-
-    let mut envelope = Body::new(seps);
-    envelope.push(
-        "GS",
-        "GS",
-        &[
-            functional_id,
-            &settings.application_sender,
-            &settings.application_receiver,
-            &settings.timestamp.format("%Y%m%d").to_string(),
-            &settings.timestamp.format("%H%M").to_string(),
-            &gc.to_string(),
-            "X",
-            settings.version.gs08(),
-        ],
-    )?;
-    if settings.application_sender.is_empty() || settings.application_receiver.is_empty() {
-        return Err(Error::Write {
-            field: "GS",
-            message: "application sender and receiver codes are required".into(),
-        });
-    }
-    let st02 = format!("{sc:04}");
-    envelope.push("ST", "ST", &[set_id, &st02])?;
-    let count = body.segments.len() + 2;
-    envelope.segments.extend(body.segments);
-    envelope.push("SE", "SE", &[&count.to_string(), &st02])?;
-    envelope.push("GE", "GE", &["1", &gc.to_string()])?;
-    envelope.push("IEA", "IEA", &["1", &format!("{ic:09}")])?;
-    for segment in envelope.segments {
-        out.push_str(&segment);
-        out.push(t);
-    }
     Ok(out)
 }

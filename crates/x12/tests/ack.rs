@@ -1,5 +1,6 @@
 //! 997 generation: accepted, set rejected with AK3/AK4, group and
-//! interchange errors rejected; the 997 is itself a valid interchange.
+//! interchange errors rejected; the 997 is itself a valid interchange. TA1
+//! for interchanges that cannot be read past their ISA.
 
 // Helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -7,7 +8,9 @@
 mod common;
 
 use backhaul_x12::ts180::requests;
-use backhaul_x12::{AckOutcome, Error, Interchange, ReplyEnvelope, generate_997};
+use backhaul_x12::{
+    AckOutcome, Error, Interchange, InterchangeHeader, ReplyEnvelope, generate_997, generate_ta1,
+};
 use chrono::NaiveDate;
 use common::{GOOD_BODY, interchange, with_body};
 
@@ -141,4 +144,49 @@ fn invalid_reply_control_number_is_a_write_error() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::Write { .. }), "{err}");
+}
+
+/// The TA1 answering an input `Interchange::parse` refuses, as segments.
+fn ta1(input: &str) -> Vec<String> {
+    let error = Interchange::parse(input.as_bytes()).expect_err("unreadable");
+    let header = InterchangeHeader::parse(input.as_bytes()).expect("the ISA reads");
+    let text = generate_ta1(&header, &error, &reply()).unwrap();
+    text.split('~')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_truncated_interchange_is_answered_with_a_rejecting_ta1() {
+    let good = with_body(GOOD_BODY);
+    let cut = &good[..good.find("BLI").unwrap() + 4];
+    let segments = ta1(cut);
+    assert_eq!(segments.len(), 3, "{segments:?}");
+    assert!(
+        segments[0].starts_with("ISA*00*          *00*          *ZZ*BACKHAUL       *ZZ*PARTNER        *240313*0830*^*00501*000000900*0*P*>"),
+        "parties reversed: {}",
+        segments[0]
+    );
+    assert_eq!(segments[1], "TA1*000000042*240312*0915*R*023");
+    assert_eq!(segments[2], "IEA*0*000000900");
+    // Without a segment terminator at the end the input is truncated too.
+    let unterminated = good.trim_end_matches('~');
+    assert_eq!(ta1(unterminated)[1], "TA1*000000042*240312*0915*R*023");
+}
+
+#[test]
+fn envelopes_out_of_order_are_an_invalid_control_structure() {
+    let input = interchange(&["ST*180*0001", "SE*2*0001", "IEA*0*000000042"]);
+    assert_eq!(ta1(&input)[1], "TA1*000000042*240312*0915*R*022");
+}
+
+#[test]
+fn the_header_reads_alone_and_a_broken_isa_has_no_answer() {
+    let good = with_body(GOOD_BODY);
+    let header = InterchangeHeader::parse(&good.as_bytes()[..106]).unwrap();
+    assert_eq!(header.sender(), ("ZZ", "PARTNER"));
+    assert_eq!(header.receiver(), ("ZZ", "BACKHAUL"));
+    assert_eq!(header.control_number(), "000000042");
+    assert!(InterchangeHeader::parse(&good.as_bytes()[..50]).is_err());
 }
