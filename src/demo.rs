@@ -771,7 +771,9 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
         (ConnectorKind::SimPortal, quick),
     ]
     .into_iter()
-    .map(|(kind, delivery)| {
+    // The simulator kinds each serve one fixed target.
+    .filter_map(|(kind, delivery)| {
+        let target = kind.target()?;
         let config = ConnectorConfig {
             kind,
             url: String::new(),
@@ -781,8 +783,11 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
             sap: None,
             dynamics_bc: None,
             netsuite: None,
+            rest_wms: None,
+            rest_carrier: None,
+            soap: None,
         };
-        (kind.target().as_str().to_owned(), config)
+        Some((target.as_str().to_owned(), config))
     })
     .collect()
 }

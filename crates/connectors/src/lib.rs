@@ -35,8 +35,16 @@
 //! - `tryton`: the Tryton ERP over JSON-RPC, a multi-call sink of its own
 //!   (look-up before create, resumable by document state), tested against
 //!   a real trytond.
-//! - `vendor`: what those three share (credentials, exchanges, error
-//!   classification with 401 technical, JSON numbers).
+//! - `rest`, `rest_wms`, `rest_carrier`: generic JSON REST connectors to a
+//!   WMS (expected receipts) and a carrier (return labels), shaped by
+//!   config (method, path template, field mapping, answer fields), with the
+//!   mapping machinery shared in `rest`.
+//! - `soap`: a generic SOAP sink for legacy ERPs and WMSs (an envelope
+//!   template per action kind, WS-Security UsernameToken, faults
+//!   classified by code).
+//! - `vendor`: what the vendor ERP connectors share (credentials,
+//!   exchanges, error classification with 401 technical, JSON numbers);
+//!   the generic connectors use its credentials and exchanges too.
 //! - `registry` (this file): config → build.
 //!
 //! [`Action`]: backhaul_domain::action::Action
@@ -45,11 +53,15 @@
 mod dynamics_bc;
 pub mod http;
 mod netsuite;
+mod rest;
+mod rest_carrier;
+mod rest_wms;
 mod sap_s4;
 mod sim_carrier;
 mod sim_erp;
 mod sim_portal;
 mod sim_wms;
+mod soap;
 pub mod tryton;
 mod vendor;
 
@@ -62,8 +74,14 @@ use backhaul_engine::{DeliveryPolicy, Sink, Sinks, Source};
 
 pub use crate::dynamics_bc::DynamicsBcConfig;
 pub use crate::netsuite::NetSuiteConfig;
+pub use crate::rest::{ErrorsConfig, LookupConfig, OperationConfig};
+pub use crate::rest_carrier::RestCarrierConfig;
+pub use crate::rest_wms::RestWmsConfig;
 pub use crate::sap_s4::SapConfig;
 pub use crate::sim_carrier::tracking::{PollReport, TrackingSource};
+pub use crate::soap::{
+    PasswordType, SecurityConfig, SoapActionConfig, SoapConfig, SoapTarget, SoapVersion,
+};
 pub use crate::vendor::Env;
 use serde::{Deserialize, Serialize};
 
@@ -100,20 +118,32 @@ pub enum ConnectorKind {
     /// `[connectors.erp.tryton]`).
     #[serde(rename = "tryton")]
     Tryton,
+    /// Any JSON REST WMS, shaped by config (settings in
+    /// `[connectors.wms.rest_wms]`).
+    RestWms,
+    /// Any JSON REST carrier API, shaped by config (settings in
+    /// `[connectors.carrier.rest_carrier]`).
+    RestCarrier,
+    /// A SOAP service of an ERP or a WMS (settings in
+    /// `[connectors.<erp|wms>.soap]`, whose `target` says which).
+    Soap,
 }
 
 impl ConnectorKind {
-    /// The system a connector of this kind serves.
-    pub fn target(self) -> Target {
+    /// The system a connector of this kind serves; `None` for `soap`,
+    /// which serves the target its settings name
+    /// ([`ConnectorConfig::target`]).
+    pub fn target(self) -> Option<Target> {
         match self {
             ConnectorKind::SimErp
             | ConnectorKind::SapS4
             | ConnectorKind::DynamicsBc
             | ConnectorKind::NetSuite
-            | ConnectorKind::Tryton => Target::Erp,
-            ConnectorKind::SimWms => Target::Wms,
-            ConnectorKind::SimCarrier => Target::Carrier,
-            ConnectorKind::SimPortal => Target::Portal,
+            | ConnectorKind::Tryton => Some(Target::Erp),
+            ConnectorKind::SimWms | ConnectorKind::RestWms => Some(Target::Wms),
+            ConnectorKind::SimCarrier | ConnectorKind::RestCarrier => Some(Target::Carrier),
+            ConnectorKind::SimPortal => Some(Target::Portal),
+            ConnectorKind::Soap => None,
         }
     }
 
@@ -128,6 +158,9 @@ impl ConnectorKind {
             ConnectorKind::DynamicsBc => "dynamics-bc",
             ConnectorKind::NetSuite => "netsuite",
             ConnectorKind::Tryton => "tryton",
+            ConnectorKind::RestWms => "rest-wms",
+            ConnectorKind::RestCarrier => "rest-carrier",
+            ConnectorKind::Soap => "soap",
         }
     }
 }
@@ -160,6 +193,35 @@ pub struct ConnectorConfig {
     /// Tryton settings, for kind `tryton` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tryton: Option<tryton::TrytonSettings>,
+    /// Generic REST WMS settings, for kind `rest-wms` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_wms: Option<RestWmsConfig>,
+    /// Generic REST carrier settings, for kind `rest-carrier` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest_carrier: Option<RestCarrierConfig>,
+    /// Generic SOAP settings, for kind `soap` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soap: Option<SoapConfig>,
+}
+
+impl ConnectorConfig {
+    /// The system this connector serves: its kind's, or for `soap` the one
+    /// its settings name (`None` when they are missing).
+    pub fn target(&self) -> Option<Target> {
+        match self.kind {
+            ConnectorKind::Soap => self.soap.as_ref().map(|s| s.target.target()),
+            ConnectorKind::SimErp
+            | ConnectorKind::SimWms
+            | ConnectorKind::SimCarrier
+            | ConnectorKind::SimPortal
+            | ConnectorKind::SapS4
+            | ConnectorKind::DynamicsBc
+            | ConnectorKind::NetSuite
+            | ConnectorKind::Tryton
+            | ConnectorKind::RestWms
+            | ConnectorKind::RestCarrier => self.kind.target(),
+        }
+    }
 }
 
 /// Why connectors could not be built.
@@ -191,7 +253,12 @@ pub fn build_with_env(
             target: format!("connectors.{name}"),
             message,
         };
-        let target = config.kind.target();
+        let target = config.target().ok_or_else(|| {
+            invalid(format!(
+                "kind `{}` needs its settings in [connectors.{name}.soap]",
+                config.kind.as_str()
+            ))
+        })?;
         if name != target.as_str() {
             return Err(invalid(format!(
                 "a {:?} connector serves `{}`; name the section [connectors.{}]",
@@ -207,7 +274,7 @@ pub fn build_with_env(
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
             .map_err(|e| invalid(format!("system: {e}")))?;
         let transport = transport(&config.url, target, in_process).map_err(invalid)?;
-        let sink = sink(name, config, &system, &transport, env).map_err(invalid)?;
+        let sink = sink(name, config, target, &system, &transport, env).map_err(invalid)?;
         sinks.push((sink, config.delivery.clone()));
     }
     Ok(sinks)
@@ -219,6 +286,7 @@ pub fn build_with_env(
 fn sink(
     name: &str,
     config: &ConnectorConfig,
+    target: Target,
     system: &ExternalRef,
     transport: &Arc<dyn Transport>,
     env: Env<'_>,
@@ -236,6 +304,17 @@ fn sink(
             ConnectorKind::NetSuite,
         ),
         ("tryton", config.tryton.is_some(), ConnectorKind::Tryton),
+        (
+            "rest_wms",
+            config.rest_wms.is_some(),
+            ConnectorKind::RestWms,
+        ),
+        (
+            "rest_carrier",
+            config.rest_carrier.is_some(),
+            ConnectorKind::RestCarrier,
+        ),
+        ("soap", config.soap.is_some(), ConnectorKind::Soap),
     ];
     for (table, present, kind) in tables {
         if present && config.kind != kind {
@@ -256,7 +335,7 @@ fn sink(
     // is the name the target's codes are kept under in the crosswalks.
     let json = |mapping: Arc<dyn Mapping>| -> Result<Arc<dyn Sink>, String> {
         Ok(Arc::new(JsonHttpSink::new(
-            config.kind.target(),
+            target,
             system.clone(),
             transport.clone(),
             mapping,
@@ -316,6 +395,39 @@ fn sink(
                 settings,
                 &password,
             )))
+        }
+        ConnectorKind::RestWms => {
+            let settings = config
+                .rest_wms
+                .as_ref()
+                .ok_or_else(|| missing("rest_wms"))?;
+            Ok(Arc::new(rest_wms::sink(
+                system.clone(),
+                transport.clone(),
+                settings,
+                env,
+            )?))
+        }
+        ConnectorKind::RestCarrier => {
+            let settings = config
+                .rest_carrier
+                .as_ref()
+                .ok_or_else(|| missing("rest_carrier"))?;
+            Ok(Arc::new(rest_carrier::sink(
+                system.clone(),
+                transport.clone(),
+                settings,
+                env,
+            )?))
+        }
+        ConnectorKind::Soap => {
+            let settings = config.soap.as_ref().ok_or_else(|| missing("soap"))?;
+            Ok(Arc::new(soap::SoapSink::new(
+                system.clone(),
+                transport.clone(),
+                settings,
+                env,
+            )?))
         }
     }
 }

@@ -504,3 +504,43 @@ fn an_unknown_vendor_setting_is_a_config_error() {
         .to_string();
     assert!(message.contains("password"), "{message}");
 }
+
+/// The commented example of `kind` in `backhaul.example.toml`: the run of
+/// `#   ` lines around its `kind = …` line, uncommented.
+fn commented_example(kind: &str) -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../backhaul.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("#   kind = \"{kind}\""))
+        .unwrap_or_else(|| panic!("no example of {kind}"));
+    let indented = |l: &&str| l.starts_with("#   ");
+    let start = lines[..at]
+        .iter()
+        .rposition(|l| !indented(l))
+        .map_or(0, |i| i + 1);
+    let end = lines[at..]
+        .iter()
+        .position(|l| !indented(l))
+        .map_or(lines.len(), |i| at + i);
+    lines[start..end]
+        .iter()
+        .map(|l| &l[4..])
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_commented_examples_of_the_generic_connectors_build() {
+    for kind in ["rest-wms", "rest-carrier", "soap"] {
+        let text = commented_example(kind);
+        let connectors = toml::from_str::<File>(&text)
+            .unwrap_or_else(|e| panic!("{kind}: {e}\n{text}"))
+            .connectors;
+        let env = |_: &str| Some("from-the-environment".to_owned());
+        let sinks = build_with_env(&connectors, &BTreeMap::new(), &env)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(sinks.len(), 1, "{kind}");
+    }
+}

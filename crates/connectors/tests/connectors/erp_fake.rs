@@ -1,7 +1,7 @@
 //! What the fakes of the vendor ERPs (SAP S/4HANA, Business Central,
-//! NetSuite) share: the fixtures next to each vendor's mapping, a record of
-//! every request a fake received, faults a test queues for the fake's next
-//! create, connectors built the way the hub builds them (with the
+//! NetSuite) and of the generic REST connectors share: the fixtures next to
+//! each connector's mapping, a record of every request a fake received,
+//! faults a test queues for the fake's next create, connectors built the way the hub builds them (with the
 //! environment given as a map), and the crosswalk the fixtures' reason
 //! codes come from.
 
@@ -187,17 +187,25 @@ pub(crate) fn erp_sink(
     router: Router,
     env: &[(&str, &str)],
 ) -> Result<Arc<dyn Sink>, BuildError> {
+    sink_for(Target::Erp, config, router, env)
+}
+
+/// The connector of `target` (its section named after it) of `config`,
+/// served in process by `router`, with the environment variables `env`
+/// (and no others).
+pub(crate) fn sink_for(
+    target: Target,
+    config: ConnectorConfig,
+    router: Router,
+    env: &[(&str, &str)],
+) -> Result<Arc<dyn Sink>, BuildError> {
     let env: BTreeMap<String, String> = env
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     let lookup = move |name: &str| env.get(name).cloned();
-    let connectors = BTreeMap::from([("erp".to_owned(), config)]);
-    let mut sinks = build_with_env(
-        &connectors,
-        &BTreeMap::from([(Target::Erp, router)]),
-        &lookup,
-    )?;
+    let connectors = BTreeMap::from([(target.as_str().to_owned(), config)]);
+    let mut sinks = build_with_env(&connectors, &BTreeMap::from([(target, router)]), &lookup)?;
     assert_eq!(sinks.len(), 1, "one section, one sink");
     Ok(sinks.remove(0).0)
 }

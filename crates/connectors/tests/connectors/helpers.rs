@@ -110,6 +110,9 @@ pub(crate) fn config(target: Target, url: &str) -> ConnectorConfig {
         sap: None,
         dynamics_bc: None,
         netsuite: None,
+        rest_wms: None,
+        rest_carrier: None,
+        soap: None,
     }
 }
 

@@ -22,6 +22,11 @@
 //!   in-process fakes of SAP S/4HANA, Business Central and NetSuite, whose
 //!   payloads are the fixtures next to each mapping (`src/<vendor>/fixtures`);
 //!   `erp_fake` holds what those fakes share.
+//! - `rest_wms`, `rest_carrier`, `soap`: the generic connectors, configured
+//!   as the tests' config sections say, against in-process fakes of a JSON
+//!   ASN API, a JSON return-shipment API and a legacy SOAP return-order
+//!   service (which verifies the WS-Security token); the payloads are the
+//!   fixtures next to each connector (`src/<kind>/fixtures`).
 
 // A test fails by panicking; clippy's test exemption does not reach the
 // helpers of an integration test binary.
@@ -39,5 +44,8 @@ mod mapping;
 mod netsuite;
 mod prerequisites;
 mod remote;
+mod rest_carrier;
+mod rest_wms;
 mod sap_s4;
+mod soap;
 mod tracking;
