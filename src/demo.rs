@@ -777,6 +777,7 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
             url: String::new(),
             system: None,
             delivery,
+            subscribers: Vec::new(),
         };
         (kind.target().as_str().to_owned(), config)
     })
@@ -1083,6 +1084,7 @@ pub(crate) async fn run(
             engine: engine.clone(),
             config: ApiConfig::default(),
             dispatcher: None,
+            webhooks: backhaul_api::InboundWebhooks::default(),
         }),
         tokens,
         counters: Counters::default(),

@@ -18,6 +18,9 @@
 //! - `sim_erp`, `sim_wms`, `sim_carrier`, `sim_portal`: the mappings for the
 //!   built-in simulators' wire contracts (`backhaul-sim`); `sim_carrier` also
 //!   holds the tracking source, which polls scan feeds into the inbox.
+//! - [`webhook`]: signed Standard Webhooks to CRM, portal and analytics
+//!   subscribers, with a sink of its own (one delivery fans out to several
+//!   endpoints, each signed with its own secret).
 //! - `registry` (this file): config → build.
 //!
 //! [`Action`]: backhaul_domain::action::Action
@@ -28,13 +31,14 @@ mod sim_carrier;
 mod sim_erp;
 mod sim_portal;
 mod sim_wms;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use backhaul_domain::action::Target;
 use backhaul_domain::values::ExternalRef;
-use backhaul_engine::{DeliveryPolicy, Sink, Sinks, Source};
+use backhaul_engine::{DeliveryPolicy, Sink, Sinks, Source, SystemClock};
 
 pub use crate::sim_carrier::tracking::{PollReport, TrackingSource};
 use serde::{Deserialize, Serialize};
@@ -53,6 +57,9 @@ pub enum ConnectorKind {
     SimCarrier,
     /// The built-in portal simulator's REST contract.
     SimPortal,
+    /// Signed Standard Webhooks to the `subscribers` (CRM, portal,
+    /// analytics): the return's status changes.
+    Webhook,
 }
 
 impl ConnectorKind {
@@ -62,20 +69,22 @@ impl ConnectorKind {
             ConnectorKind::SimErp => Target::Erp,
             ConnectorKind::SimWms => Target::Wms,
             ConnectorKind::SimCarrier => Target::Carrier,
-            ConnectorKind::SimPortal => Target::Portal,
+            ConnectorKind::SimPortal | ConnectorKind::Webhook => Target::Portal,
         }
     }
 
-    /// The mapping of this kind; `system` is the name the target's codes
-    /// are kept under in the crosswalks.
-    fn mapping(self, system: &ExternalRef) -> Arc<dyn Mapping> {
+    /// The mapping of a JSON-over-HTTP kind; `system` is the name the
+    /// target's codes are kept under in the crosswalks. `None` for the
+    /// webhook kind, which has a sink of its own.
+    fn mapping(self, system: &ExternalRef) -> Option<Arc<dyn Mapping>> {
         match self {
-            ConnectorKind::SimErp => Arc::new(sim_erp::ErpMapping {
+            ConnectorKind::SimErp => Some(Arc::new(sim_erp::ErpMapping {
                 system: system.to_string(),
-            }),
-            ConnectorKind::SimWms => Arc::new(sim_wms::WmsMapping),
-            ConnectorKind::SimCarrier => Arc::new(sim_carrier::CarrierMapping),
-            ConnectorKind::SimPortal => Arc::new(sim_portal::PortalMapping),
+            })),
+            ConnectorKind::SimWms => Some(Arc::new(sim_wms::WmsMapping)),
+            ConnectorKind::SimCarrier => Some(Arc::new(sim_carrier::CarrierMapping)),
+            ConnectorKind::SimPortal => Some(Arc::new(sim_portal::PortalMapping)),
+            ConnectorKind::Webhook => None,
         }
     }
 }
@@ -96,6 +105,10 @@ pub struct ConnectorConfig {
     /// Retries, throttling, timeouts and the circuit breaker.
     #[serde(default)]
     pub delivery: DeliveryPolicy,
+    /// `webhook` only: who receives the signed webhooks, each with its own
+    /// URL, secret and filters (`[[connectors.portal.subscribers]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscribers: Vec<webhook::SubscriberConfig>,
 }
 
 /// Why connectors could not be built.
@@ -106,10 +119,22 @@ pub enum BuildError {
 }
 
 /// Builds the configured sinks. `in_process` supplies routers for
-/// connectors without a URL (the embedded simulators).
+/// connectors without a URL (the embedded simulators). Secrets configured
+/// by variable name (webhook subscribers) are read from the process
+/// environment.
 pub fn build(
     connectors: &BTreeMap<String, ConnectorConfig>,
     in_process: &BTreeMap<Target, axum::Router>,
+) -> Result<Sinks, BuildError> {
+    build_with_env(connectors, in_process, &|name| std::env::var(name).ok())
+}
+
+/// [`build`] with `env` as the environment (tests pass a map: changing the
+/// process environment is `unsafe` in this edition).
+pub fn build_with_env(
+    connectors: &BTreeMap<String, ConnectorConfig>,
+    in_process: &BTreeMap<Target, axum::Router>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Sinks, BuildError> {
     let mut sinks = Vec::new();
     for (name, config) in connectors {
@@ -132,13 +157,24 @@ pub fn build(
             .map_err(|m| invalid(format!("delivery: {m}")))?;
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
             .map_err(|e| invalid(format!("system: {e}")))?;
-        let transport = transport(&config.url, target, in_process).map_err(invalid)?;
-        let sink: Arc<dyn Sink> = Arc::new(JsonHttpSink::new(
-            target,
-            system.clone(),
-            transport,
-            config.kind.mapping(&system),
-        ));
+        let sink: Arc<dyn Sink> = match config.kind.mapping(&system) {
+            Some(mapping) => {
+                if !config.subscribers.is_empty() {
+                    return Err(invalid(format!(
+                        "subscribers: only a webhook connector has subscribers, not {:?}",
+                        config.kind
+                    )));
+                }
+                let transport = transport(&config.url, target, in_process).map_err(invalid)?;
+                Arc::new(JsonHttpSink::new(target, system, transport, mapping))
+            }
+            None => Arc::new(webhook::WebhookSink::from_config(
+                name,
+                config,
+                env,
+                Arc::new(SystemClock),
+            )?),
+        };
         sinks.push((sink, config.delivery.clone()));
     }
     Ok(sinks)

@@ -106,6 +106,7 @@ pub(crate) fn config(target: Target, url: &str) -> ConnectorConfig {
         url: url.to_owned(),
         system: None,
         delivery: DeliveryPolicy::default(),
+        subscribers: Vec::new(),
     }
 }
 

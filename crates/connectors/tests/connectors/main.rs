@@ -18,6 +18,8 @@
 //! - `build`: configurations `build` refuses.
 //! - `remote`: the real HTTP transport over a socket.
 //! - `tracking`: the carrier tracking source polled into the inbox.
+//! - `webhook`: signed webhooks to subscribers on a socket: signatures,
+//!   filters, fan-out retries, classification, configuration refusals.
 
 // A test fails by panicking; clippy's test exemption does not reach the
 // helpers of an integration test binary.
@@ -33,3 +35,4 @@ mod mapping;
 mod prerequisites;
 mod remote;
 mod tracking;
+mod webhook;
