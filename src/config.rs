@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use backhaul_api::ApiConfig;
+use backhaul_api::{ApiConfig, InboundWebhooks, WebhooksConfig};
 use backhaul_broker::BrokerConfig;
 use backhaul_connectors::{ConnectorConfig, SourceConfig};
 use backhaul_engine::{DispatcherConfig, EngineConfig, ExpiryConfig};
@@ -44,6 +44,9 @@ pub(crate) struct Config {
     /// Drop folders, by name: files of return requests, receipts, master
     /// data or X12 interchanges, each applied once.
     pub(crate) drops: BTreeMap<String, DropConfig>,
+    /// Signed webhooks received (`[webhooks.inbound.<source>]`); the signed
+    /// webhooks sent are a connector (`[connectors.portal] kind = "webhook"`).
+    pub(crate) webhooks: WebhooksConfig,
 }
 
 /// The HTTP listener.
@@ -138,6 +141,9 @@ impl Config {
         // in-process simulators here, an empty url is refused too.
         backhaul_connectors::build(&self.connectors, &BTreeMap::new())?;
         backhaul_connectors::build_sources(&self.sources, &BTreeMap::new())?;
+        // Resolves every secret from the environment, as `serve` does, so a
+        // missing variable is named here rather than at start-up.
+        InboundWebhooks::build(&self.webhooks)?;
         if self.dispatcher.instance.trim().is_empty() {
             bail!("dispatcher.instance: must not be empty");
         }
@@ -191,6 +197,56 @@ mod tests {
         assert!(!config.broker.nats.consumer.enabled);
         assert_eq!(config.broker.nats.consumer.stream, "BACKHAUL_INBOUND");
         assert_eq!(config.broker.nats.consumer.source, "nats");
+    }
+
+    /// The commented webhook example of the example file, uncommented.
+    fn webhook_example() -> String {
+        let text = std::fs::read_to_string(example_path()).expect("example config");
+        let start = text
+            .find("# --- example: signed webhooks ---")
+            .expect("the webhook example starts");
+        let end = text
+            .find("# --- end of example ---")
+            .expect("the webhook example ends");
+        text[start..end]
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.strip_prefix("# ")
+                    .unwrap_or(line.trim_start_matches('#'))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_commented_webhook_example_builds_with_its_secrets_set() {
+        let config: Config = toml::from_str(&webhook_example()).expect("the example parses");
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned();
+        let env = |name: &str| name.starts_with("BACKHAUL_").then(|| secret.clone());
+        let inbound = InboundWebhooks::build_with(&config.webhooks, env).expect("sources build");
+        assert_eq!(inbound.names().collect::<Vec<_>>(), ["carrier", "wms"]);
+        let sinks = backhaul_connectors::build_with_env(&config.connectors, &BTreeMap::new(), &env)
+            .expect("the webhook connector builds");
+        assert_eq!(sinks.len(), 1);
+
+        // Without the variables, each is named.
+        let err = InboundWebhooks::build_with(&config.webhooks, |_| None).unwrap_err();
+        assert_eq!(err.key, "webhooks.inbound.carrier.secret_env");
+        assert!(
+            err.to_string().contains("BACKHAUL_CARRIER_WEBHOOK_SECRET"),
+            "{err}"
+        );
+        let err =
+            backhaul_connectors::build_with_env(&config.connectors, &BTreeMap::new(), &|_| None)
+                .err()
+                .expect("refused")
+                .to_string();
+        assert!(
+            err.contains("connectors.portal.subscribers[0].secret_env")
+                && err.contains("BACKHAUL_CRM_WEBHOOK_SECRET"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -786,6 +786,7 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
             rest_wms: None,
             rest_carrier: None,
             soap: None,
+            subscribers: Vec::new(),
         };
         Some((target.as_str().to_owned(), config))
     })
@@ -1092,6 +1093,7 @@ pub(crate) async fn run(
             engine: engine.clone(),
             config: ApiConfig::default(),
             dispatcher: None,
+            webhooks: backhaul_api::InboundWebhooks::default(),
         }),
         tokens,
         counters: Counters::default(),

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use backhaul_api::{AppState, router};
+use backhaul_api::{AppState, InboundWebhooks, router};
 use backhaul_engine::{Dispatcher, Engine, Expirer, Inbox, RulesHandle, SystemClock};
 use backhaul_store::AnyStore;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +42,8 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .context("invalid connector configuration")?;
     let sources = backhaul_connectors::build_sources(&config.sources, &BTreeMap::new())
         .context("invalid source configuration")?;
+    let webhooks =
+        InboundWebhooks::build(&config.webhooks).context("invalid webhook configuration")?;
     let publisher = if config.broker.nats.enabled() {
         Some(
             backhaul_broker::Publisher::build(&config.broker.nats, store.clone())
@@ -153,10 +155,14 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
             () = signal_stop.cancelled() => {}
         }
     });
+    for source in webhooks.names() {
+        tracing::info!(source, path = %format!("/v1/webhooks/{source}"), "receiving signed webhooks");
+    }
     let app = router(AppState {
         engine,
         config: config.api.clone(),
         dispatcher: connected,
+        webhooks,
     });
     // In-flight requests get a grace period; a client that stalls longer
     // does not hold the shutdown (its request is dropped, nothing half-stored:

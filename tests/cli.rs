@@ -196,6 +196,39 @@ fn config_check_names_the_file_and_the_field() {
     assert!(err.contains("store.url"), "{err}");
 }
 
+#[test]
+fn config_check_names_a_missing_webhook_secret_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hooks.toml");
+    std::fs::write(
+        &file,
+        "[webhooks.inbound.wms]\nkind = \"wms\"\nsecret_env = \"BACKHAUL_TEST_WMS_SECRET\"\n",
+    )
+    .unwrap();
+    let out = backhaul(dir.path())
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .env_remove("BACKHAUL_TEST_WMS_SECRET")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("webhooks.inbound.wms.secret_env") && err.contains("BACKHAUL_TEST_WMS_SECRET"),
+        "{err}"
+    );
+    let ok = run_ok(
+        backhaul(dir.path())
+            .args(["config", "check", "--config"])
+            .arg(&file)
+            .env(
+                "BACKHAUL_TEST_WMS_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+    );
+    assert!(ok.contains("is valid"), "{ok}");
+}
+
 /// One HTTP/1.1 request over a plain socket; returns the status code and body.
 fn http(addr: &str, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");

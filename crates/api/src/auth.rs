@@ -6,10 +6,12 @@
 //! name it); `secret` is 32 random bytes as 64 hex characters and is shown
 //! once, at creation. The store keeps only the SHA-256 of the secret.
 //!
-//! Every route but `/health` passes through [`guard`], which authenticates
-//! the bearer token, checks the route's scope and leaves the [`Principal`]
-//! in the request's extensions for handlers to extract. Which route needs
-//! which scope is written once, in the route table (`routes`).
+//! Every route but `/health` and the webhook receiver (authenticated by its
+//! Standard Webhooks signature, see `crate::webhooks`) passes through
+//! [`guard`], which authenticates the bearer token, checks the route's scope
+//! and leaves the [`Principal`] in the request's extensions for handlers to
+//! extract. Which route needs which scope is written once, in the route
+//! table (`routes`).
 
 use std::fmt;
 use std::str::FromStr;

@@ -13,8 +13,10 @@ use axum::Json;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use backhaul_domain::Rejection;
+use backhaul_domain::model::CarrierMilestone;
 use backhaul_domain::values::ReturnId;
 use backhaul_engine::Error as EngineError;
+use backhaul_webhooks::VerifyError;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -80,6 +82,40 @@ pub enum ApiError {
     /// A store failure outside the engine (looking up an API key).
     #[error(transparent)]
     Store(#[from] backhaul_store::Error),
+    /// No inbound webhook source of this name is configured.
+    #[error("no webhook source `{0}` is configured")]
+    WebhookSourceUnknown(String),
+    /// The Standard Webhooks headers are missing or do not verify.
+    #[error("the webhook was not verified: {0}")]
+    WebhookVerification(VerifyError),
+    /// A byte-for-byte copy of an attempt that was refused, or is still
+    /// being processed (see `webhooks` for why copies of refused attempts
+    /// are refused).
+    #[error(
+        "this exact attempt (webhook-id and webhook-timestamp) was refused before or is being processed; a retry is signed with the time of its own attempt"
+    )]
+    WebhookReplayed,
+    /// The source remembers as many refused attempts as it may.
+    #[error("too many refused deliveries to remember; retry later")]
+    WebhookReplayWindowFull,
+    /// The webhook-id was applied before with another body.
+    #[error("webhook-id {0:?} was already used with a different body")]
+    WebhookIdReused(String),
+    /// The body's reference names no return.
+    #[error("data.{field}: no return has {field} {value:?}")]
+    WebhookReturnUnknown { field: &'static str, value: String },
+    /// The body's reference names more than one return.
+    #[error("data.{field}: {value:?} names more than one return; name it by return_id")]
+    WebhookReturnAmbiguous { field: &'static str, value: String },
+    /// The body's references name different returns.
+    #[error("data: {0}")]
+    WebhookReturnMismatch(String),
+    /// A carrier status the source neither maps nor is a canonical milestone.
+    #[error(
+        "data.status: carrier status {status:?} is not mapped; send a canonical milestone ({milestones}) or add it to webhooks.inbound.{source_name}.status_map",
+        milestones = CarrierMilestone::ALL.map(CarrierMilestone::as_str).join(", ")
+    )]
+    WebhookUnmappedStatus { source_name: String, status: String },
 }
 
 /// The body of every error response (RFC 9457).
@@ -330,7 +366,71 @@ impl ApiError {
             ),
             ApiError::Store(backhaul_store::Error::ShuttingDown) => shutting_down(),
             ApiError::Store(_) => internal(),
+            ApiError::WebhookSourceUnknown(_) => kind(
+                StatusCode::NOT_FOUND,
+                "webhook_source_unknown",
+                "Unknown webhook source",
+            ),
+            ApiError::WebhookVerification(e) => match e {
+                VerifyError::TooOld { .. } | VerifyError::TooNew { .. } => kind(
+                    StatusCode::UNAUTHORIZED,
+                    "webhook_timestamp_out_of_tolerance",
+                    "The webhook's timestamp is outside the tolerance",
+                ),
+                VerifyError::MissingHeader(_)
+                | VerifyError::MalformedId(_)
+                | VerifyError::MalformedTimestamp
+                | VerifyError::NoMatchingSignature
+                | VerifyError::MalformedSignature { .. } => kind(
+                    StatusCode::UNAUTHORIZED,
+                    "webhook_signature_invalid",
+                    "The webhook's signature does not verify",
+                ),
+                // A source is never built without a secret.
+                VerifyError::NoSecrets => internal(),
+            },
+            ApiError::WebhookReplayed => kind(
+                StatusCode::CONFLICT,
+                "webhook_replayed",
+                "This webhook attempt was replayed",
+            ),
+            ApiError::WebhookReplayWindowFull => kind(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webhook_replay_window_full",
+                "Too many refused webhooks to remember; retry",
+            )
+            .with_header(header::RETRY_AFTER, "60"),
+            ApiError::WebhookIdReused(_) => kind(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "webhook_id_reused",
+                "Webhook id reused with a different body",
+            ),
+            ApiError::WebhookReturnUnknown { .. } => kind(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "webhook_return_unknown",
+                "The webhook names no return",
+            ),
+            ApiError::WebhookReturnAmbiguous { .. } => kind(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "webhook_return_ambiguous",
+                "The webhook's reference names more than one return",
+            ),
+            ApiError::WebhookReturnMismatch(_) => kind(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "webhook_return_mismatch",
+                "The webhook's references name different returns",
+            ),
+            ApiError::WebhookUnmappedStatus { .. } => kind(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unmapped_code",
+                "The carrier status is not mapped",
+            ),
         }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.kind().status
     }
 }
 

@@ -34,7 +34,7 @@ pub(crate) struct EmptyBody {
 }
 
 /// Reads the whole body under the configured limit.
-async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
     Bytes::from_request(request, state)
         .await
         .map_err(|rejection| {
@@ -48,7 +48,7 @@ async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError
         })
 }
 
-fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(ApiError::UnsupportedMediaType(
             "the body must be sent with `Content-Type: application/json`".to_owned(),

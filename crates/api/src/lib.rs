@@ -17,6 +17,8 @@
 //! - `routes`: the route table [`ROUTES`] and the router built from it;
 //!   submodules mirror the URL tree.
 //! - `openapi`: the OpenAPI 3.1 document generated from the route table.
+//! - [`webhooks`]: inbound Standard Webhooks sources (`[webhooks]`), their
+//!   verification and replay rule, and what each kind of body means.
 //!
 //! Not here: lifecycle rules (domain), persistence (store, engine), the
 //! listener's address and TLS (the binary's configuration).
@@ -33,6 +35,7 @@ mod idempotency;
 mod json;
 mod openapi;
 mod routes;
+pub mod webhooks;
 
 use axum::Router;
 use backhaul_engine::Engine;
@@ -44,6 +47,7 @@ pub use auth::{KeyError, Principal, Scope, generate_key};
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use routes::{Access, ROUTES, Route, Verb};
+pub use webhooks::{InboundWebhooks, WebhookConfigError, WebhooksConfig};
 
 /// HTTP API settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +78,9 @@ pub struct AppState {
     /// The outbox's dispatcher, for `/v1/connectors`; `None` when no system
     /// is connected.
     pub dispatcher: Option<backhaul_engine::Dispatcher>,
+    /// The inbound webhook sources (`[webhooks.inbound.*]`), secrets
+    /// resolved; empty when none is configured.
+    pub webhooks: InboundWebhooks,
 }
 
 /// The API as an axum router, state applied.

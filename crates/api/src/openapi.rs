@@ -27,6 +27,7 @@ use crate::routes::v1::returns::return_id::commands::{Dispositions, Inspections,
 use crate::routes::v1::returns::return_id::events::Timeline;
 use crate::routes::v1::returns::{ListQuery, ReturnList};
 use crate::routes::{Access, ROUTES, Route};
+use crate::webhooks::mapping::{CarrierTracking, WmsInspection, WmsPutaway, WmsReceipt};
 
 const DEFS_PREFIX: &str = "#/$defs/";
 const COMPONENTS_PREFIX: &str = "#/components/schemas/";
@@ -83,6 +84,10 @@ fn component_schemas() -> Map<String, Value> {
     add::<RetryDelivery>(&mut generator);
     add::<OperatorReason>(&mut generator);
     add::<crate::routes::health::Health>(&mut generator);
+    add::<WmsReceipt>(&mut generator);
+    add::<WmsInspection>(&mut generator);
+    add::<WmsPutaway>(&mut generator);
+    add::<CarrierTracking>(&mut generator);
     add::<Problem>(&mut generator);
     schemas.extend(generator.take_definitions(true));
 
@@ -99,12 +104,54 @@ fn component_schemas() -> Map<String, Value> {
             "required": ["return", "version", "events"]
         }),
     );
+    schemas.insert("InboundWebhook".into(), inbound_webhook_schema());
     let mut schemas = Value::Object(schemas);
     rewrite_refs(&mut schemas);
     match schemas {
         Value::Object(map) => map,
         _ => Map::new(),
     }
+}
+
+/// The body of `POST /v1/webhooks/{source}`: the Standard Webhooks envelope
+/// around each event a source of each kind takes. Written by hand because
+/// the route reads `type` first and then `data` by it (for errors that name
+/// the field), which no derived schema would show.
+fn inbound_webhook_schema() -> Value {
+    let envelope = |kind: &str, event_type: &str, data: Value| {
+        json!({
+            "title": format!("{kind}: {event_type}"),
+            "type": "object",
+            "properties": {
+                "type": { "const": event_type },
+                "timestamp": { "type": "string", "format": "date-time", "description": "When the sender says the event happened; informational." },
+                "data": data,
+            },
+            "required": ["type", "data"],
+            "additionalProperties": false,
+        })
+    };
+    let data = |name: &str| json!({ "$ref": format!("{DEFS_PREFIX}{name}") });
+    json!({
+        "description": "A Standard Webhooks payload. Which `type`s a source takes depends on its configured kind: `wms`, `carrier` or `canonical` (type = a command's name, data = its body as the command's route takes it plus `return_id` or `rma_number`).",
+        "oneOf": [
+            envelope("wms", "receipt.created", data("WmsReceipt")),
+            envelope("wms", "inspection.completed", data("WmsInspection")),
+            envelope("wms", "putaway.completed", data("WmsPutaway")),
+            envelope("carrier", "tracking.updated", data("CarrierTracking")),
+            {
+                "title": "canonical: a command",
+                "type": "object",
+                "properties": {
+                    "type": { "type": "string", "description": "The command's name, e.g. `record_receipt`." },
+                    "timestamp": { "type": "string", "format": "date-time" },
+                    "data": { "type": "object" },
+                },
+                "required": ["type", "data"],
+                "additionalProperties": false,
+            },
+        ],
+    })
 }
 
 /// Points `$ref`s at `components.schemas` instead of `$defs`.
@@ -171,6 +218,10 @@ fn operation(route: &Route, schemas: &Map<String, Value>) -> Value {
             json!([{ "bearer": [scope.as_str()] }]),
             format!("Requires an API key with scope `{scope}` (or `admin`)."),
         ),
+        Access::Signature => (
+            json!([{ "standardWebhooks": [] }]),
+            "No API key: the body is signed with the source's secret (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`). Unsigned or badly signed: 401 `webhook_signature_invalid`; a timestamp outside the tolerance: 401 `webhook_timestamp_out_of_tolerance`. The `webhook-id` is the dedup key: a delivery applied before gets its first answer again.".to_owned(),
+        ),
     };
     op.insert("description".into(), description.into());
     op.insert("security".into(), security);
@@ -191,6 +242,14 @@ fn operation(route: &Route, schemas: &Map<String, Value>) -> Value {
     }
     if route.path.contains("{kind}") {
         parameters.push(schema_param_ref("MasterKind"));
+    }
+    if route.path.contains("{source}") {
+        parameters.push(schema_param_ref("WebhookSource"));
+    }
+    if route.access == Access::Signature {
+        for name in ["WebhookId", "WebhookTimestamp", "WebhookSignature"] {
+            parameters.push(schema_param_ref(name));
+        }
     }
     if route.idempotency_key {
         parameters.push(schema_param_ref("IdempotencyKey"));
@@ -242,7 +301,7 @@ fn operation(route: &Route, schemas: &Map<String, Value>) -> Value {
             json!({ "description": "The new return's URL.", "schema": { "type": "string" } }),
         );
     }
-    if route.idempotency_key {
+    if route.idempotency_key || route.access == Access::Signature {
         headers.insert(
             "Idempotent-Replayed".into(),
             json!({
@@ -298,6 +357,12 @@ fn build() -> Value {
                     "scheme": "bearer",
                     "description": format!("An API key `bh_<key_id>_<secret>` created with `backhaul keys create`. Scopes: {} (`admin` implies all).", Scope::names()),
                 },
+                "standardWebhooks": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "webhook-signature",
+                    "description": "Standard Webhooks: `v1,<base64 HMAC-SHA256 of {webhook-id}.{webhook-timestamp}.{body}>` with the source's `whsec_` secret; several space-separated signatures during a key rotation.",
+                },
             },
             "parameters": {
                 "ReturnId": {
@@ -326,6 +391,34 @@ fn build() -> Value {
                     "required": true,
                     "description": "Chosen by the caller, 1 to 255 visible ASCII characters, scoped per partner. The same key with the same request returns the stored response (with `Idempotent-Replayed: true`); with a different request it is refused (`idempotency_key_reused`).",
                     "schema": { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7E]+$" },
+                },
+                "WebhookSource": {
+                    "name": "source",
+                    "in": "path",
+                    "required": true,
+                    "description": "A source configured under `[webhooks.inbound.<source>]`.",
+                    "schema": { "type": "string", "pattern": "^[a-z0-9_-]{1,64}$" },
+                },
+                "WebhookId": {
+                    "name": "webhook-id",
+                    "in": "header",
+                    "required": true,
+                    "description": "The message id, the same on every retry: the dedup key.",
+                    "schema": { "type": "string", "minLength": 1, "maxLength": 256 },
+                },
+                "WebhookTimestamp": {
+                    "name": "webhook-timestamp",
+                    "in": "header",
+                    "required": true,
+                    "description": "The attempt's time in integer Unix seconds; within the source's tolerance of the hub's clock.",
+                    "schema": { "type": "string", "pattern": "^[0-9]+$" },
+                },
+                "WebhookSignature": {
+                    "name": "webhook-signature",
+                    "in": "header",
+                    "required": true,
+                    "description": "`v1,<base64>` signatures, space-separated.",
+                    "schema": { "type": "string" },
                 },
                 "CorrelationId": {
                     "name": "X-Correlation-Id",

@@ -42,6 +42,9 @@
 //! - `soap`: a generic SOAP sink for legacy ERPs and WMSs (an envelope
 //!   template per action kind, WS-Security UsernameToken, faults
 //!   classified by code).
+//! - [`webhook`]: signed Standard Webhooks to CRM, portal and analytics
+//!   subscribers, with a sink of its own (one delivery fans out to several
+//!   endpoints, each signed with its own secret).
 //! - `vendor`: what the vendor ERP connectors share (credentials,
 //!   exchanges, error classification with 401 technical, JSON numbers);
 //!   the generic connectors use its credentials and exchanges too.
@@ -64,13 +67,14 @@ mod sim_wms;
 mod soap;
 pub mod tryton;
 mod vendor;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use backhaul_domain::action::Target;
 use backhaul_domain::values::ExternalRef;
-use backhaul_engine::{DeliveryPolicy, Sink, Sinks, Source};
+use backhaul_engine::{DeliveryPolicy, Sink, Sinks, Source, SystemClock};
 
 pub use crate::dynamics_bc::DynamicsBcConfig;
 pub use crate::netsuite::NetSuiteConfig;
@@ -127,6 +131,9 @@ pub enum ConnectorKind {
     /// A SOAP service of an ERP or a WMS (settings in
     /// `[connectors.<erp|wms>.soap]`, whose `target` says which).
     Soap,
+    /// Signed Standard Webhooks to the `subscribers` (CRM, portal,
+    /// analytics): the return's status changes.
+    Webhook,
 }
 
 impl ConnectorKind {
@@ -142,7 +149,7 @@ impl ConnectorKind {
             | ConnectorKind::Tryton => Some(Target::Erp),
             ConnectorKind::SimWms | ConnectorKind::RestWms => Some(Target::Wms),
             ConnectorKind::SimCarrier | ConnectorKind::RestCarrier => Some(Target::Carrier),
-            ConnectorKind::SimPortal => Some(Target::Portal),
+            ConnectorKind::SimPortal | ConnectorKind::Webhook => Some(Target::Portal),
             ConnectorKind::Soap => None,
         }
     }
@@ -161,6 +168,7 @@ impl ConnectorKind {
             ConnectorKind::RestWms => "rest-wms",
             ConnectorKind::RestCarrier => "rest-carrier",
             ConnectorKind::Soap => "soap",
+            ConnectorKind::Webhook => "webhook",
         }
     }
 }
@@ -202,6 +210,10 @@ pub struct ConnectorConfig {
     /// Generic SOAP settings, for kind `soap` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soap: Option<SoapConfig>,
+    /// `webhook` only: who receives the signed webhooks, each with its own
+    /// URL, secret and filters (`[[connectors.portal.subscribers]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscribers: Vec<webhook::SubscriberConfig>,
 }
 
 impl ConnectorConfig {
@@ -219,7 +231,8 @@ impl ConnectorConfig {
             | ConnectorKind::NetSuite
             | ConnectorKind::Tryton
             | ConnectorKind::RestWms
-            | ConnectorKind::RestCarrier => self.kind.target(),
+            | ConnectorKind::RestCarrier
+            | ConnectorKind::Webhook => self.kind.target(),
         }
     }
 }
@@ -273,6 +286,18 @@ pub fn build_with_env(
             .map_err(|m| invalid(format!("delivery: {m}")))?;
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
             .map_err(|e| invalid(format!("system: {e}")))?;
+        if config.kind == ConnectorKind::Webhook {
+            // Its endpoints are its subscribers', each with a secret.
+            let sink = webhook::WebhookSink::from_config(name, config, env, Arc::new(SystemClock))?;
+            sinks.push((Arc::new(sink) as Arc<dyn Sink>, config.delivery.clone()));
+            continue;
+        }
+        if !config.subscribers.is_empty() {
+            return Err(invalid(format!(
+                "subscribers: only a webhook connector has subscribers, not {:?}",
+                config.kind
+            )));
+        }
         let transport = transport(&config.url, target, in_process).map_err(invalid)?;
         let sink = sink(name, config, target, &system, &transport, env).map_err(invalid)?;
         sinks.push((sink, config.delivery.clone()));
@@ -428,6 +453,11 @@ fn sink(
                 settings,
                 env,
             )?))
+        }
+        // Built from its subscribers before a transport is made (see
+        // `build_with_env`); it has no single URL to reach.
+        ConnectorKind::Webhook => {
+            Err("a webhook connector is built from its subscribers".to_owned())
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::values::{
 
 /// Version of the canonical model. Bump the major on any breaking change of a
 /// serialized type and add an upcaster for stored events.
-pub const MODEL_VERSION: &str = "1.0.0";
+pub const MODEL_VERSION: &str = "1.1.0";
 
 /// Where a return request came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -168,6 +168,52 @@ pub enum CarrierMilestone {
     Exception,
 }
 
+impl CarrierMilestone {
+    pub const ALL: [CarrierMilestone; 8] = [
+        CarrierMilestone::PreTransit,
+        CarrierMilestone::InTransit,
+        CarrierMilestone::OutForDelivery,
+        CarrierMilestone::AvailableForPickup,
+        CarrierMilestone::Delivered,
+        CarrierMilestone::ReturnToSender,
+        CarrierMilestone::Failure,
+        CarrierMilestone::Exception,
+    ];
+
+    /// The canonical name, as serialized (`out_for_delivery`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CarrierMilestone::PreTransit => "pre_transit",
+            CarrierMilestone::InTransit => "in_transit",
+            CarrierMilestone::OutForDelivery => "out_for_delivery",
+            CarrierMilestone::AvailableForPickup => "available_for_pickup",
+            CarrierMilestone::Delivered => "delivered",
+            CarrierMilestone::ReturnToSender => "return_to_sender",
+            CarrierMilestone::Failure => "failure",
+            CarrierMilestone::Exception => "exception",
+        }
+    }
+
+    /// Reads the canonical name however a carrier spells it: any case, with
+    /// spaces or hyphens for the underscores (`Out for delivery`,
+    /// `OUT-FOR-DELIVERY`). A carrier's own codes (`DL`, `OD`) are not
+    /// guessed here: each inbound connector maps them explicitly, so an
+    /// unknown code is refused rather than read as something it is not.
+    pub fn parse(raw: &str) -> Option<CarrierMilestone> {
+        let normalised: String = raw
+            .trim()
+            .chars()
+            .map(|c| match c {
+                ' ' | '-' => '_',
+                other => other.to_ascii_lowercase(),
+            })
+            .collect();
+        CarrierMilestone::ALL
+            .into_iter()
+            .find(|m| m.as_str() == normalised)
+    }
+}
+
 /// The return label issued for the customer's shipment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -239,6 +285,12 @@ pub struct Inspection {
     pub condition: ConditionCode,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub serial_numbers: Vec<SerialNumber>,
+    /// The lot the inspected units belong to, for lot-controlled SKUs, as
+    /// the warehouse read it at inspection. Recorded as reported, like the
+    /// serials: a quality problem is often a lot's, and the finding must
+    /// name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot_number: Option<LotNumber>,
     /// Reference to photos or a report in the WMS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_ref: Option<ExternalRef>,
@@ -271,4 +323,29 @@ pub struct DispositionLine {
     /// policy disposed of the units (absent when a partner did).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milestones_read_their_canonical_name_however_spelt() {
+        for m in CarrierMilestone::ALL {
+            assert_eq!(CarrierMilestone::parse(m.as_str()), Some(m));
+            let json = serde_json::to_value(m).unwrap();
+            assert_eq!(json, m.as_str(), "as_str is the serialized name");
+        }
+        for (raw, expected) in [
+            ("Out for delivery", CarrierMilestone::OutForDelivery),
+            ("PRE-TRANSIT", CarrierMilestone::PreTransit),
+            (" delivered ", CarrierMilestone::Delivered),
+            ("available_for_pickup", CarrierMilestone::AvailableForPickup),
+        ] {
+            assert_eq!(CarrierMilestone::parse(raw), Some(expected), "{raw}");
+        }
+        for unknown in ["DL", "", "in transit now", "intransit"] {
+            assert_eq!(CarrierMilestone::parse(unknown), None, "{unknown}");
+        }
+    }
 }

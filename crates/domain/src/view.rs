@@ -3,8 +3,9 @@
 //! - [`ReturnListItem`]: what an operator scans for in a list (where, whose
 //!   move, how many units, how much money). The store keeps it beside the
 //!   stream head, so every command rewrites only a few hundred bytes.
-//! - [`ReturnSummary`]: the list item plus lines, label, documents and
-//!   unexpected items; folded from the log on demand.
+//! - [`ReturnSummary`]: the list item plus lines, label, the carrier's
+//!   latest milestone, documents and unexpected items; folded from the log
+//!   on demand.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -12,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::eligibility::Assessment;
-use crate::model::{Channel, FinancialDocument, Label, UnexpectedItem};
+use crate::model::{CarrierMilestone, Channel, FinancialDocument, Label, UnexpectedItem};
 use crate::state::{LineState, ReturnState, Stage, Status, Totals};
 use crate::values::{ReturnId, Sku};
 
@@ -47,6 +48,11 @@ pub struct ReturnSummary {
     #[schemars(with = "String")]
     pub paid_for_received: Decimal,
     pub label: Option<Label>,
+    /// The latest carrier milestone by the carrier's own time. Scans arrive
+    /// late and out of order; a late one is recorded in the log but never
+    /// moves this back. Absent until the carrier reported anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<Tracking>,
     pub documents: Vec<FinancialDocument>,
     pub unexpected: Vec<UnexpectedItem>,
     /// Why it was held, rejected or cancelled.
@@ -55,6 +61,14 @@ pub struct ReturnSummary {
     /// when a partner decided without the hub's policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eligibility: Option<Assessment>,
+}
+
+/// Where the parcel is, by the carrier's latest milestone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Tracking {
+    pub milestone: CarrierMilestone,
+    /// When the carrier says it happened.
+    pub occurred_at: DateTime<Utc>,
 }
 
 impl ReturnListItem {
@@ -92,6 +106,12 @@ impl ReturnSummary {
                 .map(|l| l.received.get() * l.line.unit_paid())
                 .sum(),
             label: state.label.clone(),
+            tracking: state
+                .last_milestone
+                .map(|(milestone, occurred_at)| Tracking {
+                    milestone,
+                    occurred_at,
+                }),
             documents: state.documents.clone(),
             unexpected: state.unexpected.clone(),
             reason: state.reason.clone(),

@@ -24,7 +24,7 @@ use backhaul_master::{Changes, ImportErrors, Kind, MasterData, Mode, Record, per
 use backhaul_store::{
     AnyStore, AppendConflict, AppendRequest, BacklogRow, Committer, CommitterConfig,
     CommitterHandle, EventStore, IdempotencyRecord, JsonText, NewDelivery, NewEvent, RecordedEvent,
-    SummaryFilter, SummaryRow,
+    StreamLookup, SummaryFilter, SummaryRow,
 };
 use chrono::{DateTime, Utc};
 use lru::LruCache;
@@ -786,6 +786,22 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// The returns another system's reference names (an RMA number, a
+    /// label's tracking number), at most two, newest first: one is the
+    /// answer, two mean the reference is ambiguous and the caller must not
+    /// guess. For inbound webhooks, which know a return only by such
+    /// references.
+    pub async fn find_returns(&self, by: StreamLookup<'_>) -> Result<Vec<ReturnId>, Error> {
+        Ok(self
+            .inner
+            .store
+            .find_streams(by, 2)
+            .await?
+            .into_iter()
+            .map(ReturnId::from_uuid)
+            .collect())
     }
 
     /// List rows ([`ReturnListItem`]) matching the filter, newest first.

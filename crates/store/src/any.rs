@@ -16,8 +16,8 @@ use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, AuditEntry, BacklogRow, ClaimRequest,
     Claimed, Delivery, DeliveryFilter, DeliveryState, DeliveryStore, Error, EventStore, Finish,
     IdempotencyRecord, MasterBatch, MasterSnapshot, MasterStore, OperateError, Operation, PgStore,
-    RawEventRow, RecordedEvent, Result, RevisionMismatch, SqliteStore, SqliteSync, SummaryFilter,
-    SummaryRow,
+    RawEventRow, RecordedEvent, Result, RevisionMismatch, SqliteStore, SqliteSync, StreamLookup,
+    SummaryFilter, SummaryRow,
 };
 
 /// Where and how to store data.
@@ -178,6 +178,10 @@ impl EventStore for AnyStore {
 
     async fn list_summaries(&self, filter: &SummaryFilter) -> Result<Vec<SummaryRow>> {
         delegate!(self, s => s.list_summaries(filter))
+    }
+
+    async fn find_streams(&self, by: StreamLookup<'_>, limit: u32) -> Result<Vec<Uuid>> {
+        delegate!(self, s => s.find_streams(by, limit))
     }
 
     async fn backlog(&self) -> Result<Vec<BacklogRow>> {

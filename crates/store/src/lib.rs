@@ -121,6 +121,16 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         filter: &SummaryFilter,
     ) -> impl Future<Output = Result<Vec<SummaryRow>>> + Send;
 
+    /// Streams matching `by`, the most recently created (for a reference)
+    /// or labelled (for a tracking number) first, at most `limit`. A caller
+    /// that must find exactly one asks for two, to tell "one" from
+    /// "ambiguous".
+    fn find_streams(
+        &self,
+        by: StreamLookup<'_>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Uuid>>> + Send;
+
     /// Count and oldest `created_at` of open streams per (status, stage, owner).
     fn backlog(&self) -> impl Future<Output = Result<Vec<BacklogRow>>> + Send;
 

@@ -36,8 +36,8 @@ use crate::append::{self, AppendTx, DeliveryRow, EventRow, HeadWrite, StoredHead
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
-    IdempotencyRecord, JsonText, NewEvent, RawEventRow, RecordedEvent, Result, SummaryFilter,
-    SummaryRow,
+    IdempotencyRecord, JsonText, NewEvent, RawEventRow, RecordedEvent, Result, StreamLookup,
+    SummaryFilter, SummaryRow,
 };
 
 /// Key of the advisory lock every append transaction holds until it commits
@@ -538,6 +538,32 @@ impl EventStore for PgStore {
             .await?
             .iter()
             .map(summary_from_row)
+            .collect()
+    }
+
+    async fn find_streams(&self, by: StreamLookup<'_>, limit: u32) -> Result<Vec<Uuid>> {
+        // The label query repeats its partial index's expression and
+        // condition (migration 0004) so the planner can use it.
+        let query = match by {
+            StreamLookup::Reference(reference) => sqlx::query(
+                "SELECT stream_id FROM returns WHERE reference = $1 \
+                 ORDER BY created_at DESC, stream_id LIMIT $2",
+            )
+            .bind(reference),
+            StreamLookup::TrackingNumber(tracking) => sqlx::query(
+                "SELECT stream_id FROM events \
+                 WHERE event_type = 'LabelIssued' \
+                 AND (payload -> 'label' ->> 'tracking_number') = $1 \
+                 GROUP BY stream_id ORDER BY MAX(position) DESC LIMIT $2",
+            )
+            .bind(tracking),
+        };
+        query
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| col::<Uuid>(row, "stream_id"))
             .collect()
     }
 

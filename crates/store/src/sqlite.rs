@@ -33,8 +33,8 @@ use crate::append::{self, AppendTx, DeliveryRow, EventRow, HeadWrite, StoredHead
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
-    IdempotencyRecord, JsonText, NewEvent, RawEventRow, RecordedEvent, Result, SummaryFilter,
-    SummaryRow,
+    IdempotencyRecord, JsonText, NewEvent, RawEventRow, RecordedEvent, Result, StreamLookup,
+    SummaryFilter, SummaryRow,
 };
 
 /// Read connections. Reads are short index lookups, so a few connections
@@ -568,6 +568,33 @@ impl EventStore for SqliteStore {
             .await?
             .iter()
             .map(summary_from_row)
+            .collect()
+    }
+
+    async fn find_streams(&self, by: StreamLookup<'_>, limit: u32) -> Result<Vec<Uuid>> {
+        // Each query repeats its index's expression and condition (migration
+        // 0004) word for word: SQLite only uses an expression or partial
+        // index for a query that spells it the same way.
+        let query = match by {
+            StreamLookup::Reference(reference) => sqlx::query(
+                "SELECT stream_id FROM returns WHERE reference = ? \
+                 ORDER BY created_at DESC, stream_id LIMIT ?",
+            )
+            .bind(reference),
+            StreamLookup::TrackingNumber(tracking) => sqlx::query(
+                "SELECT stream_id FROM events \
+                 WHERE event_type = 'LabelIssued' \
+                 AND json_extract(payload, '$.label.tracking_number') = ? \
+                 GROUP BY stream_id ORDER BY MAX(position) DESC LIMIT ?",
+            )
+            .bind(tracking),
+        };
+        query
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| col_uuid(row, "stream_id"))
             .collect()
     }
 

@@ -119,6 +119,18 @@ pub struct SummaryRow {
     pub body: JsonText,
 }
 
+/// How [`crate::EventStore::find_streams`] finds a stream from a reference
+/// another system holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamLookup<'a> {
+    /// The stream head's `reference` (a return's RMA number), exactly.
+    Reference(&'a str),
+    /// The tracking number of a label recorded on the stream: a
+    /// `LabelIssued` event's `label.tracking_number`, exactly. The one place
+    /// the store reads inside a payload; its migration says why.
+    TrackingNumber(&'a str),
+}
+
 /// Filter for [`crate::EventStore::list_summaries`]; every field is optional
 /// and they combine with AND.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use backhaul_store::{
     Claimed, Committer, CommitterConfig, DeliveryFilter, DeliveryState, DeliveryStore, Error,
     EventStore, Finish, IdempotencyRecord, MasterBatch, MasterKey, MasterRow, MasterStore,
     NewDelivery, NewEvent, NewMasterRow, OperateError, Operation, PgStore, RawEventRow,
-    RevisionMismatch, SqliteSync, StoreConfig, SummaryFilter, SummaryRow,
+    RevisionMismatch, SqliteSync, StoreConfig, StreamLookup, SummaryFilter, SummaryRow,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -172,6 +172,7 @@ conformance!(
     master_upsert_replaces_and_every_write_bumps_the_revision,
     master_batch_is_all_or_nothing,
     master_write_with_a_stale_revision_writes_nothing,
+    streams_are_found_by_reference_and_label_tracking_number,
 );
 
 // ---------------------------------------------------------------------------
@@ -2031,4 +2032,73 @@ async fn master_write_with_a_stale_revision_writes_nothing(store: AnyStore) {
             actual: 2
         })
     );
+}
+
+// ---------------------------------------------------------------------------
+// Lookups from outside (inbound webhooks)
+
+/// A `LabelIssued` event as the engine writes it, with `tracking`.
+fn label_event(tracking: &str) -> NewEvent {
+    NewEvent {
+        event_type: "LabelIssued".to_owned(),
+        payload: json!({
+            "type": "LabelIssued",
+            "label": { "carrier": "UPS", "tracking_number": tracking, "label_ref": "L-1" },
+            "issued_at": "2025-03-01T12:00:00Z",
+        })
+        .into(),
+        ..event(1)
+    }
+}
+
+async fn streams_are_found_by_reference_and_label_tracking_number(store: AnyStore) {
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    // `a` gets a label; `b` gets the same tracking number later (a carrier
+    // reusing numbers), `c` an event of another type carrying the same
+    // text, which must not count.
+    let mut first = append(a, 0, 1);
+    first.events = vec![label_event("1Z-TRACK-1")];
+    // Test references are derived from the id's first digits, which ids
+    // made in the same millisecond share: this one is unique.
+    first.summary.reference = "RMA-LOOKUP-A".to_owned();
+    commit_ok(&store, vec![first]).await;
+    let mut second = append(b, 0, 1);
+    second.events = vec![label_event("1Z-TRACK-1")];
+    commit_ok(&store, vec![second]).await;
+    let mut other = append(c, 0, 1);
+    other.events[0].payload =
+        json!({ "type": "Other", "label": { "tracking_number": "1Z-TRACK-2" } }).into();
+    commit_ok(&store, vec![other]).await;
+
+    let by_tracking = |t: &'static str, limit| {
+        let store = store.clone();
+        async move {
+            store
+                .find_streams(StreamLookup::TrackingNumber(t), limit)
+                .await
+                .expect("lookup")
+        }
+    };
+    assert_eq!(
+        by_tracking("1Z-TRACK-1", 2).await,
+        vec![b, a],
+        "newest label first"
+    );
+    assert_eq!(by_tracking("1Z-TRACK-1", 1).await, vec![b]);
+    assert!(
+        by_tracking("1Z-TRACK-2", 2).await.is_empty(),
+        "only label events count"
+    );
+    assert!(by_tracking("1z-track-1", 2).await.is_empty(), "exact match");
+
+    let found = store
+        .find_streams(StreamLookup::Reference("RMA-LOOKUP-A"), 2)
+        .await
+        .expect("lookup");
+    assert_eq!(found, vec![a]);
+    let none = store
+        .find_streams(StreamLookup::Reference("RMA-NOPE"), 2)
+        .await
+        .expect("lookup");
+    assert!(none.is_empty());
 }

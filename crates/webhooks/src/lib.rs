@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //!
-//! - [`secret`]: [`Secret`], the shared HMAC key in its `whsec_<base64>` form.
+//! - [`secret`]: [`Secret`], the shared HMAC key in its `whsec_<base64>` form, and
+//!   [`Secret::from_env`] for keys configured by environment variable name.
 //! - [`signature`]: [`MessageId`], [`Signature`], [`sign`] and [`headers`] for an
 //!   outbound delivery.
 //! - [`verify`]: [`verify()`] for an inbound delivery, the [`HeaderLookup`] trait that
@@ -38,7 +39,7 @@ mod error;
 
 pub use error::ParseError;
 pub use replay::{ReplayError, ReplayWindow};
-pub use secret::Secret;
+pub use secret::{EnvSecretError, Secret};
 pub use signature::{
     HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, MessageId, Signature, headers, sign,
 };

@@ -96,6 +96,51 @@ impl Secret {
     }
 }
 
+/// Why [`Secret::from_env`] found no secret. Messages name the variable, never its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvSecretError {
+    /// The configured name cannot be an environment variable.
+    #[error("{0:?} is not an environment variable name")]
+    InvalidName(String),
+    /// The variable is not set.
+    #[error("the environment variable {0} is not set")]
+    NotSet(String),
+    /// The variable holds something that is not a secret.
+    #[error("the environment variable {variable} holds no valid secret: {reason}")]
+    Invalid {
+        /// The variable read.
+        variable: String,
+        /// Why its value is not a secret.
+        reason: ParseError,
+    },
+}
+
+impl Secret {
+    /// Reads the secret held by the environment variable `variable`, through `lookup`.
+    ///
+    /// Configuration names the variable rather than holding the key, so the key never
+    /// sits in a file. `lookup` is the process environment in production and a map in
+    /// tests, which keeps this crate free of I/O. Surrounding whitespace (a trailing
+    /// newline from a secrets file) is ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`EnvSecretError`], naming the variable.
+    pub fn from_env(
+        variable: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, EnvSecretError> {
+        if variable.is_empty() || variable.contains(['=', '\0']) {
+            return Err(EnvSecretError::InvalidName(variable.to_owned()));
+        }
+        let value = lookup(variable).ok_or_else(|| EnvSecretError::NotSet(variable.to_owned()))?;
+        Self::parse(value.trim()).map_err(|reason| EnvSecretError::Invalid {
+            variable: variable.to_owned(),
+            reason,
+        })
+    }
+}
+
 /// Compares in constant time, so equality checks on key material cannot leak a prefix.
 impl PartialEq for Secret {
     fn eq(&self, other: &Self) -> bool {

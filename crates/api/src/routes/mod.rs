@@ -51,6 +51,10 @@ pub enum Access {
     AnyKey,
     /// A valid API key with this scope (or `admin`).
     Scope(Scope),
+    /// No API key: the Standard Webhooks signature of the source named in
+    /// the path is the authentication (checked by the handler, which knows
+    /// the source's secrets).
+    Signature,
 }
 
 /// One operation of the API.
@@ -416,6 +420,20 @@ pub static ROUTES: &[Route] = &[
         idempotency_key: false,
         handler: || get(delivery_id::get),
     },
+    Route {
+        verb: Verb::Post,
+        path: "/v1/webhooks/{source}",
+        operation_id: "receiveWebhook",
+        summary: "Receive a signed webhook (Standard Webhooks) from a configured source: WMS events, carrier tracking or canonical commands",
+        access: Access::Signature,
+        request: Some("InboundWebhook"),
+        query: None,
+        response: Some("CommandResult"),
+        success: 200,
+        // The webhook-id is the dedup key; see `v1::webhooks`.
+        idempotency_key: false,
+        handler: || post(v1::webhooks::receive),
+    },
     operator!(
         "/v1/deliveries/{id}/retry",
         "retryDelivery",
@@ -445,7 +463,7 @@ pub(crate) fn build(state: AppState) -> Router {
     for route in ROUTES {
         let mut endpoint = (route.handler)();
         let scope = match route.access {
-            Access::Open => None,
+            Access::Open | Access::Signature => None,
             Access::AnyKey => Some(None),
             Access::Scope(scope) => Some(Some(scope)),
         };
@@ -467,8 +485,9 @@ pub(crate) fn build(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The request span. `partner`, `return_id` and `delivery_id` are filled in
-/// once known (by the guard and the path extractors).
+/// The request span. `partner`, `return_id`, `delivery_id` and
+/// `webhook_id` are filled in once known (by the guard, the path extractors
+/// and the webhook route, whose source is its partner).
 fn make_span(request: &Request) -> tracing::Span {
     let path = request
         .extensions()
@@ -481,6 +500,7 @@ fn make_span(request: &Request) -> tracing::Span {
         partner = tracing::field::Empty,
         return_id = tracing::field::Empty,
         delivery_id = tracing::field::Empty,
+        webhook_id = tracing::field::Empty,
     )
 }
 

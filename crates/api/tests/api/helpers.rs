@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use backhaul_api::{ApiConfig, AppState, Scope, generate_key};
+use backhaul_api::{ApiConfig, AppState, InboundWebhooks, Scope, WebhooksConfig, generate_key};
 use backhaul_domain::action::Target;
 use backhaul_engine::{Engine, EngineConfig, ManualClock};
 use backhaul_store::{AnyStore, EventStore, SqliteStore, SqliteSync};
@@ -174,6 +174,7 @@ async fn spawn(config: ApiConfig, engine_config: EngineConfig) -> TestApp {
         engine: engine.clone(),
         config,
         dispatcher: None,
+        webhooks: webhook_sources(),
     });
     TestApp {
         router,
@@ -185,6 +186,36 @@ async fn spawn(config: ApiConfig, engine_config: EngineConfig) -> TestApp {
         _tracker: tracker,
         _dir: dir,
     }
+}
+
+/// The secret of every test webhook source, and one no source has.
+pub(crate) const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const OTHER_WEBHOOK_SECRET: &str = "whsec_AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
+/// The webhook sources every test app has: `wms`, `carrier` (with the
+/// carrier simulator's codes mapped) and `hub` (canonical commands), each
+/// with a five-minute tolerance.
+fn webhook_sources() -> InboundWebhooks {
+    let config: WebhooksConfig = toml::from_str(
+        r#"
+        [inbound.wms]
+        kind = "wms"
+        secret_env = "WMS_SECRET"
+        [inbound.carrier]
+        kind = "carrier"
+        secret_env = "CARRIER_SECRET"
+        [inbound.carrier.status_map]
+        PU = "in_transit"
+        IT = "in_transit"
+        OD = "out_for_delivery"
+        DL = "delivered"
+        [inbound.hub]
+        kind = "canonical"
+        secret_env = "HUB_SECRET"
+        "#,
+    )
+    .unwrap();
+    InboundWebhooks::build_with(&config, |_| Some(WEBHOOK_SECRET.to_owned())).unwrap()
 }
 
 /// A fresh idempotency key.
@@ -296,6 +327,59 @@ impl TestApp {
         id
     }
 
+    /// POSTs `body` to `/v1/webhooks/{source}` signed with the test secret
+    /// at the app's current time under `webhook_id`.
+    pub(crate) async fn webhook(
+        &self,
+        source: &str,
+        webhook_id: &str,
+        body: &Value,
+    ) -> TestResponse {
+        let bytes = body.to_string().into_bytes();
+        let headers = sign(WEBHOOK_SECRET, webhook_id, self.now(), &bytes);
+        self.webhook_raw(source, &headers, bytes).await
+    }
+
+    /// POSTs `body` to `/v1/webhooks/{source}` with exactly `headers` (and a
+    /// JSON content type).
+    pub(crate) async fn webhook_raw(
+        &self,
+        source: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let mut builder = Request::post(format!("/v1/webhooks/{source}"))
+            .header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            builder = builder.header(*name, value);
+        }
+        self.send(builder.body(Body::from(body)).unwrap()).await
+    }
+
+    /// The app's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        backhaul_engine::Clock::now(&self.clock)
+    }
+
+    /// The return's summary, as the admin sees it.
+    pub(crate) async fn summary(&self, id: &str) -> Value {
+        let response = self.get("admin", &format!("/v1/returns/{id}")).await;
+        response.assert_ok(200);
+        response.body
+    }
+
+    /// The types of the return's events, oldest first.
+    pub(crate) async fn event_types(&self, id: &str) -> Vec<String> {
+        let response = self.get("admin", &format!("/v1/returns/{id}/events")).await;
+        response.assert_ok(200);
+        response.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Number of returns stored (as the admin sees them).
     pub(crate) async fn return_count(&self) -> usize {
         let response = self.get("admin", "/v1/returns?limit=500").await;
@@ -348,4 +432,16 @@ pub(crate) fn return_request() -> Value {
             }
         ]
     })
+}
+
+/// The three Standard Webhooks headers for `body`, signed with `secret`.
+pub(crate) fn sign(
+    secret: &str,
+    webhook_id: &str,
+    at: DateTime<Utc>,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let secret = backhaul_webhooks::Secret::parse(secret).unwrap();
+    let id = backhaul_webhooks::MessageId::parse(webhook_id).unwrap();
+    backhaul_webhooks::headers(&secret, &[], &id, at, body).to_vec()
 }

@@ -11,6 +11,8 @@
 //! - `queries`: list filters, the timeline, the backlog.
 //! - `routes`: the route table against the router and the OpenAPI document.
 //! - `serve`: the router on a real socket, and graceful shutdown.
+//! - `webhooks`: signed inbound webhooks (WMS, carrier, canonical) from the
+//!   raw request to the return's state, and every way one is refused.
 
 // A test fails by panicking; clippy's test exemption does not reach the
 // helpers of an integration test binary.
@@ -27,3 +29,4 @@ mod policy;
 mod queries;
 mod routes;
 mod serve;
+mod webhooks;

@@ -51,6 +51,12 @@ async fn every_route_of_the_table_is_served_and_documented() {
             }
             Access::Open => assert_eq!(op["security"], Value::Array(vec![])),
             Access::AnyKey => assert!(op["security"][0]["bearer"].is_array()),
+            Access::Signature => {
+                assert!(op["security"][0]["standardWebhooks"].is_array());
+                for header in ["WebhookId", "WebhookTimestamp", "WebhookSignature"] {
+                    assert!(op["parameters"].to_string().contains(header), "{header}");
+                }
+            }
         }
         let params = op["parameters"].to_string();
         assert_eq!(
@@ -61,13 +67,14 @@ async fn every_route_of_the_table_is_served_and_documented() {
         );
         // Every lifecycle command takes a key; the POSTs without one are
         // operator actions on deliveries, the eligibility check (it stores
-        // nothing) and master data loads (an upsert: repeating it changes
-        // nothing).
+        // nothing), master data loads (an upsert: repeating it changes
+        // nothing) and webhooks (their webhook-id is the key).
         if route.verb == backhaul_api::Verb::Post && !route.idempotency_key {
             assert!(
                 route.path.starts_with("/v1/deliveries/")
                     || route.path == "/v1/eligibility"
-                    || route.path.starts_with("/v1/master/"),
+                    || route.path.starts_with("/v1/master/")
+                    || route.access == Access::Signature,
                 "{}",
                 route.path
             );
@@ -84,11 +91,12 @@ async fn every_route_of_the_table_is_served_and_documented() {
             assert!(params.contains(expected), "{}: {params}", route.path);
         }
 
-        // The router serves the same (method, path): without a key it is a
-        // 401, not a 404 or 405.
+        // The router serves the same (method, path): without a key (or a
+        // signature) it is a 401, not a 404 or 405.
         let path = route
             .path
-            .replace("{id}", "0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+            .replace("{id}", "0195a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+            .replace("{source}", "wms");
         let request = Request::builder()
             .method(route.verb.as_str())
             .uri(&path)

@@ -113,6 +113,7 @@ pub(crate) fn config(target: Target, url: &str) -> ConnectorConfig {
         rest_wms: None,
         rest_carrier: None,
         soap: None,
+        subscribers: Vec::new(),
     }
 }
 

@@ -27,6 +27,8 @@
 //!   ASN API, a JSON return-shipment API and a legacy SOAP return-order
 //!   service (which verifies the WS-Security token); the payloads are the
 //!   fixtures next to each connector (`src/<kind>/fixtures`).
+//! - `webhook`: signed webhooks to subscribers on a socket: signatures,
+//!   filters, fan-out retries, classification, configuration refusals.
 
 // A test fails by panicking; clippy's test exemption does not reach the
 // helpers of an integration test binary.
@@ -49,3 +51,4 @@ mod rest_wms;
 mod sap_s4;
 mod soap;
 mod tracking;
+mod webhook;

@@ -198,6 +198,7 @@ pub(crate) fn inspection(n: u32, quantity: Quantity) -> Inspection {
         quantity,
         condition: cond("OPENED"),
         serial_numbers: Vec::new(),
+        lot_number: None,
         evidence_ref: None,
     }
 }

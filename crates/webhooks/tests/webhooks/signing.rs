@@ -183,3 +183,37 @@ fn message_ids_refuse_what_would_break_the_signed_content_or_the_header() {
         );
     }
 }
+
+#[test]
+fn a_secret_is_read_from_the_variable_it_is_configured_by() {
+    use backhaul_webhooks::EnvSecretError;
+    let env = |name: &str| match name {
+        "HOOK_SECRET" => Some(format!("{VECTOR_SECRET}\n")),
+        "NOT_A_SECRET" => Some("hunter2".to_owned()),
+        _ => None,
+    };
+    assert_eq!(
+        Secret::from_env("HOOK_SECRET", env).unwrap(),
+        secret(VECTOR_SECRET),
+        "a trailing newline from a secrets file is not part of the key"
+    );
+    assert_eq!(
+        Secret::from_env("MISSING", env),
+        Err(EnvSecretError::NotSet("MISSING".to_owned()))
+    );
+    let invalid = Secret::from_env("NOT_A_SECRET", env).unwrap_err();
+    assert!(matches!(
+        invalid,
+        EnvSecretError::Invalid {
+            reason: ParseError::SecretPrefix,
+            ..
+        }
+    ));
+    assert!(!invalid.to_string().contains("hunter2"), "{invalid}");
+    for bad in ["", "A=B"] {
+        assert_eq!(
+            Secret::from_env(bad, env),
+            Err(EnvSecretError::InvalidName(bad.to_owned()))
+        );
+    }
+}

@@ -7,3 +7,4 @@ pub(crate) mod eligibility;
 pub(crate) mod master;
 pub(crate) mod returns;
 pub(crate) mod schema;
+pub(crate) mod webhooks;
