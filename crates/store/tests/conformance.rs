@@ -172,6 +172,7 @@ conformance!(
     master_upsert_replaces_and_every_write_bumps_the_revision,
     master_batch_is_all_or_nothing,
     master_write_with_a_stale_revision_writes_nothing,
+    checkpoints_start_absent_and_keep_the_last_save,
 );
 
 // ---------------------------------------------------------------------------
@@ -2030,5 +2031,24 @@ async fn master_write_with_a_stale_revision_writes_nothing(store: AnyStore) {
             expected: 0,
             actual: 2
         })
+    );
+}
+
+async fn checkpoints_start_absent_and_keep_the_last_save(store: AnyStore) {
+    use backhaul_store::CheckpointStore;
+    assert_eq!(store.load_checkpoint("kafka:a").await.expect("load"), None);
+    store.save_checkpoint("kafka:a", 7).await.expect("save");
+    store.save_checkpoint("kafka:b", 3).await.expect("save");
+    store
+        .save_checkpoint("kafka:a", 12)
+        .await
+        .expect("save again");
+    assert_eq!(
+        store.load_checkpoint("kafka:a").await.expect("load"),
+        Some(12)
+    );
+    assert_eq!(
+        store.load_checkpoint("kafka:b").await.expect("load"),
+        Some(3)
     );
 }
