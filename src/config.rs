@@ -197,6 +197,40 @@ mod tests {
         assert!(!config.broker.nats.consumer.enabled);
         assert_eq!(config.broker.nats.consumer.stream, "BACKHAUL_INBOUND");
         assert_eq!(config.broker.nats.consumer.source, "nats");
+        assert!(
+            config.broker.kafka.is_none(),
+            "Kafka is off unless its section is there"
+        );
+    }
+
+    #[test]
+    fn a_kafka_section_needs_the_feature_and_valid_values() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("hub.toml");
+        std::fs::write(
+            &path,
+            "[broker.kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n",
+        )
+        .expect("written");
+        let loaded = Config::load(Some(&path));
+        if cfg!(feature = "kafka") {
+            loaded.expect("valid with the feature");
+        } else {
+            let err = format!("{:#}", loaded.expect_err("refused without the feature"));
+            assert!(err.contains("--features kafka"), "{err}");
+        }
+        std::fs::write(
+            &path,
+            "[broker.kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n[broker.kafka.client_env]\n\"sasl.password\" = \"BACKHAUL_TEST_SURELY_UNSET_VARIABLE\"\n",
+        )
+        .expect("written");
+        let err = format!("{:#}", Config::load(Some(&path)).expect_err("refused"));
+        let expected = if cfg!(feature = "kafka") {
+            "broker.kafka.client_env"
+        } else {
+            "--features kafka"
+        };
+        assert!(err.contains(expected), "{err}");
     }
 
     /// The commented webhook example of the example file, uncommented.

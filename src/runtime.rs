@@ -9,10 +9,12 @@
 //! restart: it resumes from the stream's last message), and the broker
 //! consumer finishes the message in hand (one not acknowledged yet is
 //! redelivered after the restart; its dedup key makes it a duplicate if it
-//! was committed), and each drop folder stops between two requests of the
+//! was committed), each drop folder stops between two requests of the
 //! file in hand (the file stays in `processing/` and is processed again
-//! after the restart, what was applied coming back as duplicates) → wait
-//! for every task to end.
+//! after the restart, what was applied coming back as duplicates), and the
+//! Kafka publisher and consumer (with the `kafka` feature) do as NATS's do:
+//! a batch in flight is acknowledged and checkpointed, a message in hand is
+//! applied and its offset committed → wait for every task to end.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,11 +55,20 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
     // The consumer needs the engine, started below; its section is checked
-    // here so a bad one is refused before any task starts.
+    // here so a bad one is refused before any task starts (a
+    // `[broker.kafka]` section in a hub built without Kafka included).
     config
         .broker
         .validate()
         .context("invalid broker configuration")?;
+    #[cfg(feature = "kafka")]
+    let kafka_publisher = match &config.broker.kafka {
+        Some(kafka) => Some(
+            backhaul_broker::KafkaPublisher::build(kafka, store.clone())
+                .context("invalid broker configuration")?,
+        ),
+        None => None,
+    };
     let policy = match &config.policy.file {
         Some(file) => Some(crate::policy::load(file)?),
         None => None,
@@ -133,6 +144,26 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     for drop in drops {
         tracing::info!(drop = drop.name(), "receiving files");
         tracker.spawn(drop.run(shutdown.child_token()));
+    }
+    #[cfg(feature = "kafka")]
+    if let (Some(kafka), Some(publisher)) = (&config.broker.kafka, kafka_publisher) {
+        tracing::info!(
+            bootstrap_servers = %kafka.bootstrap_servers,
+            topic = %kafka.topic,
+            "publishing events to Kafka"
+        );
+        tracker.spawn(publisher.run(shutdown.child_token()));
+        if kafka.consumer.enabled {
+            let consumer = backhaul_broker::KafkaConsumer::build(kafka, engine.clone())
+                .context("invalid broker configuration")?;
+            tracing::info!(
+                topic = %kafka.consumer.topic,
+                group_id = %kafka.consumer.group_id,
+                source = %kafka.consumer.source,
+                "consuming commands from Kafka"
+            );
+            tracker.spawn(consumer.run(shutdown.child_token()));
+        }
     }
     for source in sources {
         let inbox = Inbox::new(engine.clone(), source.name());

@@ -15,6 +15,9 @@ use crate::Error;
 pub struct BrokerConfig {
     /// NATS JetStream; off while its `url` is empty.
     pub nats: NatsConfig,
+    /// Kafka; on when the section is present. Parsed even in a hub built
+    /// without the `kafka` feature, so that one can say what to do.
+    pub kafka: Option<crate::KafkaConfig>,
 }
 
 impl BrokerConfig {
@@ -23,6 +26,15 @@ impl BrokerConfig {
     pub fn validate(&self) -> Result<(), Error> {
         if self.nats.enabled() || self.nats.consumer.enabled {
             self.nats.validate()?;
+        }
+        if let Some(kafka) = &self.kafka {
+            if !cfg!(feature = "kafka") {
+                return Err(Error::Config {
+                    field: "broker.kafka",
+                    reason: "this backhaul was built without Kafka support; build it with `cargo build --features kafka`".into(),
+                });
+            }
+            kafka.validate()?;
         }
         Ok(())
     }
@@ -422,6 +434,7 @@ mod tests {
                 url: String::new(),
                 ..on
             },
+            kafka: None,
         };
         match broker.validate() {
             Err(Error::Config { field, .. }) => assert_eq!(field, "broker.nats.url"),
@@ -442,5 +455,27 @@ mod tests {
             toml::from_str("[nats.consumer]\nenabled = true\nduarble = \"x\"\n");
         let err = parsed.expect_err("a misspelt consumer key must not be ignored");
         assert!(err.to_string().contains("duarble"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod kafka_section_tests {
+    use super::*;
+
+    #[test]
+    fn a_kafka_section_is_parsed_and_refused_without_the_feature() {
+        let parsed: BrokerConfig =
+            toml::from_str("[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n").expect("parses");
+        let result = parsed.validate();
+        if cfg!(feature = "kafka") {
+            result.expect("valid with the feature");
+        } else {
+            let err = result.expect_err("refused without the feature").to_string();
+            assert!(err.contains("--features kafka"), "{err}");
+        }
+        let misspelt: Result<BrokerConfig, _> =
+            toml::from_str("[kafka]\nbootstrap_server = \"x:1\"\n");
+        let err = misspelt.expect_err("a misspelt key must not be ignored");
+        assert!(err.to_string().contains("bootstrap_server"), "{err}");
     }
 }

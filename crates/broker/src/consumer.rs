@@ -87,7 +87,7 @@ impl Tally {
         self.applied + self.duplicate + self.rejected + self.malformed + self.retried
     }
 
-    fn add(&mut self, other: Tally) {
+    pub(crate) fn add(&mut self, other: Tally) {
         self.applied += other.applied;
         self.duplicate += other.duplicate;
         self.rejected += other.rejected;
@@ -99,16 +99,29 @@ impl Tally {
 /// A cheap-clone view of a running consumer: what it did since it was built.
 #[derive(Debug, Clone)]
 pub struct ConsumerHandle {
-    counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
 }
 
 #[derive(Debug, Default)]
-struct Counters {
+pub(crate) struct Counters {
     applied: AtomicU64,
     duplicate: AtomicU64,
     rejected: AtomicU64,
     malformed: AtomicU64,
     retried: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn count(&self, verdict: &Verdict) {
+        let counter = match verdict {
+            Verdict::Applied => &self.applied,
+            Verdict::Duplicate => &self.duplicate,
+            Verdict::Rejected(_) => &self.rejected,
+            Verdict::Malformed(_) => &self.malformed,
+            Verdict::Retry(_) => &self.retried,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl ConsumerHandle {
@@ -125,7 +138,7 @@ impl ConsumerHandle {
 
 /// What became of one message, and what the server is told.
 #[derive(Debug)]
-enum Verdict {
+pub(crate) enum Verdict {
     Applied,
     Duplicate,
     Rejected(String),
@@ -268,59 +281,11 @@ impl Consumer {
     }
 
     fn count(&self, verdict: &Verdict) {
-        let counter = match verdict {
-            Verdict::Applied => &self.counters.applied,
-            Verdict::Duplicate => &self.counters.duplicate,
-            Verdict::Rejected(_) => &self.counters.rejected,
-            Verdict::Malformed(_) => &self.counters.malformed,
-            Verdict::Retry(_) => &self.counters.retried,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.counters.count(verdict);
     }
 
     async fn handle_message(&self, payload: &[u8]) -> Verdict {
-        let inbound = match parse(payload) {
-            Ok(inbound) => inbound,
-            Err(reason) => return Verdict::Malformed(reason),
-        };
-        let received = self
-            .inbox
-            .receive(
-                inbound.return_id,
-                inbound.command,
-                &format!("nats:{}", inbound.id),
-                &inbound.fingerprint,
-                inbound.causation_id,
-            )
-            .await;
-        let context = |e: &EngineError| {
-            format!(
-                "message {} for return {}: {e}",
-                inbound.id, inbound.return_id
-            )
-        };
-        match received {
-            Ok(Received::Applied(_)) => Verdict::Applied,
-            Ok(Received::Duplicate(_)) => Verdict::Duplicate,
-            // The message, not the hub, is at fault: the same message can
-            // never pass, so it is not delivered again.
-            Err(
-                e @ (EngineError::Rejected(_)
-                | EngineError::IdempotencyKeyReused { .. }
-                | EngineError::NotOwner(_)
-                | EngineError::Rules(_)
-                | EngineError::Invariant(_)
-                | EngineError::MasterData(_)
-                | EngineError::NoPolicy),
-            ) => Verdict::Rejected(context(&e)),
-            // The hub could not answer now; the message may pass later.
-            Err(
-                e @ (EngineError::Contention(_)
-                | EngineError::Corrupt(_)
-                | EngineError::Master(_)
-                | EngineError::Store(_)),
-            ) => Verdict::Retry(context(&e)),
-        }
+        apply(&self.inbox, payload, "nats").await
     }
 
     /// Connects, and creates the stream and the durable consumer if missing,
@@ -393,6 +358,53 @@ impl Consumer {
             }
         }
         tracing::info!(tally = ?self.handle().tally(), "inbound consumer stopped");
+    }
+}
+
+/// Parses `payload` and applies its command through `inbox` under the
+/// dedup key `{scheme}:{id}`, and says what became of it. Shared by the
+/// NATS and Kafka consumers, so both accept and refuse the same messages.
+pub(crate) async fn apply(inbox: &Inbox, payload: &[u8], scheme: &str) -> Verdict {
+    let inbound = match parse(payload) {
+        Ok(inbound) => inbound,
+        Err(reason) => return Verdict::Malformed(reason),
+    };
+    let received = inbox
+        .receive(
+            inbound.return_id,
+            inbound.command,
+            &format!("{scheme}:{}", inbound.id),
+            &inbound.fingerprint,
+            inbound.causation_id,
+        )
+        .await;
+    let context = |e: &EngineError| {
+        format!(
+            "message {} for return {}: {e}",
+            inbound.id, inbound.return_id
+        )
+    };
+    match received {
+        Ok(Received::Applied(_)) => Verdict::Applied,
+        Ok(Received::Duplicate(_)) => Verdict::Duplicate,
+        // The message, not the hub, is at fault: the same message can
+        // never pass, so it is not delivered again.
+        Err(
+            e @ (EngineError::Rejected(_)
+            | EngineError::IdempotencyKeyReused { .. }
+            | EngineError::NotOwner(_)
+            | EngineError::Rules(_)
+            | EngineError::Invariant(_)
+            | EngineError::MasterData(_)
+            | EngineError::NoPolicy),
+        ) => Verdict::Rejected(context(&e)),
+        // The hub could not answer now; the message may pass later.
+        Err(
+            e @ (EngineError::Contention(_)
+            | EngineError::Corrupt(_)
+            | EngineError::Master(_)
+            | EngineError::Store(_)),
+        ) => Verdict::Retry(context(&e)),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Publishes the hub's event log to a message broker: every event, in log
 //! order, at least once, as a CloudEvents 1.0 JSON envelope; and consumes
 //! inbound commands from it, at least once, through the engine's inbox.
-//! Today the broker is NATS JetStream.
+//! The brokers are NATS JetStream and, behind the `kafka` cargo feature,
+//! Kafka.
 //!
 //! Layout:
 //! - `config`: the `[broker.nats]` section (with `[broker.nats.consumer]`)
@@ -11,21 +12,32 @@
 //! - `publisher`: the task tailing the log into a JetStream stream, its
 //!   resume point (read back from the stream itself) and its [`Handle`].
 //! - `consumer`: the task applying command messages of a durable pull
-//!   consumer, and its [`ConsumerHandle`].
+//!   consumer, and its [`ConsumerHandle`]; the parsing and applying of a
+//!   command message both brokers share.
+//! - `kafka`: the `[broker.kafka]` section (always compiled, so a hub built
+//!   without the feature can say how to get it) and, with the `kafka`
+//!   feature, [`KafkaPublisher`] and [`KafkaConsumer`] (rdkafka).
 //!
 //! Architecture invariant: the publisher keeps no checkpoint of its own.
 //! The last message in the stream says how far the log was published
 //! (`backhaul-position` header), and `Nats-Msg-Id` (the event id) lets
 //! JetStream's duplicate window drop what a crash makes it send twice.
+//! Kafka has no such window and no cheap "last record" across partitions,
+//! so its publisher keeps a checkpoint in the hub's store instead (see
+//! `kafka::publisher`).
 
 mod cloudevents;
 mod config;
 mod consumer;
+mod kafka;
 mod publisher;
 
 pub use cloudevents::{EVENT_TYPE_PREFIX, envelope, subject};
 pub use config::{BrokerConfig, ConsumerConfig, NatsConfig};
 pub use consumer::{COMMAND_TYPE_PREFIX, Consumer, ConsumerHandle, RETRY_DELAY, Tally};
+#[cfg(feature = "kafka")]
+pub use kafka::{DEAD_LETTER_REASON_HEADER, EVENT_TYPE_HEADER, KafkaConsumer, KafkaPublisher};
+pub use kafka::{KafkaConfig, KafkaConsumerConfig};
 pub use publisher::{Handle, POSITION_HEADER, Progress, Publisher};
 
 /// A failure behind a boxed source: the NATS client has one error type per
@@ -61,6 +73,9 @@ pub enum Error {
         position: i64,
         reason: String,
     },
+    /// A Kafka client could not be created, or a consume or commit failed.
+    #[error("Kafka {what}: {source}")]
+    Kafka { what: String, source: Source },
     #[error("publishing event {event_id} at position {position} failed: {source}")]
     Publish {
         event_id: uuid::Uuid,

@@ -36,18 +36,18 @@ pub struct Progress {
 /// A cheap-clone view of a running publisher.
 #[derive(Debug, Clone)]
 pub struct Handle {
-    progress: watch::Receiver<Progress>,
-    counters: Arc<Counters>,
+    pub(crate) progress: watch::Receiver<Progress>,
+    pub(crate) counters: Arc<Counters>,
 }
 
 #[derive(Debug, Default)]
-struct Counters {
-    published: AtomicU64,
-    duplicates: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) duplicates: AtomicU64,
 }
 
 impl Handle {
-    /// The position of the last event acknowledged by JetStream.
+    /// The position of the last event acknowledged by the broker.
     pub fn position(&self) -> i64 {
         self.progress.borrow().position
     }

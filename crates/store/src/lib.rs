@@ -22,10 +22,13 @@
 //! - `master`: master data (SKUs, customers, orders, crosswalks…) as JSON
 //!   documents keyed by kind and key, with a revision bumped on every write;
 //!   the rules about the records themselves live in `backhaul-master`.
+//! - `checkpoint`: named log positions kept by readers that publish the
+//!   log elsewhere (the Kafka publisher's resume point).
 //! - `any`: run-time choice of backend.
 
 mod any;
 mod append;
+mod checkpoint;
 mod committer;
 mod common;
 mod master;
@@ -35,6 +38,7 @@ mod sqlite;
 mod types;
 
 pub use any::{AnyStore, StoreConfig};
+pub use checkpoint::CheckpointStore;
 pub use committer::{Committer, CommitterConfig, CommitterHandle};
 pub use master::{
     MasterBatch, MasterBatchError, MasterKey, MasterRow, MasterSnapshot, MasterStore, NewMasterRow,

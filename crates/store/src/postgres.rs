@@ -51,7 +51,7 @@ const STATEMENT_CACHE: usize = 256;
 /// The PostgreSQL backend. Cloning is cheap: clones share the pool.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl PgStore {

@@ -68,9 +68,9 @@ pub enum SqliteSync {
 pub struct SqliteStore {
     /// Exactly one connection: every write goes through it, so SQLite never
     /// sees two writers of this process compete for the lock.
-    writer: SqlitePool,
+    pub(crate) writer: SqlitePool,
     /// Connections that refuse writes (`query_only`), for all reads.
-    reader: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 impl SqliteStore {

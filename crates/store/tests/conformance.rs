@@ -173,6 +173,7 @@ conformance!(
     master_batch_is_all_or_nothing,
     master_write_with_a_stale_revision_writes_nothing,
     streams_are_found_by_reference_and_label_tracking_number,
+    checkpoints_start_absent_and_keep_the_last_save,
 );
 
 // ---------------------------------------------------------------------------
@@ -2101,4 +2102,26 @@ async fn streams_are_found_by_reference_and_label_tracking_number(store: AnyStor
         .await
         .expect("lookup");
     assert!(none.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints (the Kafka publisher's resume position)
+
+async fn checkpoints_start_absent_and_keep_the_last_save(store: AnyStore) {
+    use backhaul_store::CheckpointStore;
+    assert_eq!(store.load_checkpoint("kafka:a").await.expect("load"), None);
+    store.save_checkpoint("kafka:a", 7).await.expect("save");
+    store.save_checkpoint("kafka:b", 3).await.expect("save");
+    store
+        .save_checkpoint("kafka:a", 12)
+        .await
+        .expect("save again");
+    assert_eq!(
+        store.load_checkpoint("kafka:a").await.expect("load"),
+        Some(12)
+    );
+    assert_eq!(
+        store.load_checkpoint("kafka:b").await.expect("load"),
+        Some(3)
+    );
 }
