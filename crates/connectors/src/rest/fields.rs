@@ -42,6 +42,17 @@ pub(crate) enum Field {
     Quantity,
 }
 
+/// The fields of the return every operation may carry, whatever its kind;
+/// the line fields come on top where an action has lines.
+pub(crate) const HEADER_FIELDS: [Field; 6] = [
+    Field::Rma,
+    Field::ReturnId,
+    Field::Customer,
+    Field::OrderRef,
+    Field::Site,
+    Field::DeliveryKey,
+];
+
 impl Field {
     const ALL: [Field; 11] = [
         Field::Rma,

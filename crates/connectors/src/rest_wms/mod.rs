@@ -29,7 +29,7 @@ use backhaul_domain::values::ExternalRef;
 use serde::{Deserialize, Serialize};
 
 use crate::http::Transport;
-use crate::rest::fields::Field;
+use crate::rest::fields::{Field, HEADER_FIELDS};
 use crate::rest::{
     AnswerFields, Connection, ErrorsConfig, Operation, OperationConfig, Outcome, RestSink,
     answer_paths, default_auth_header, default_auth_scheme, default_health_path,
@@ -67,15 +67,6 @@ pub struct RestWmsConfig {
     #[serde(default)]
     pub cancel: Option<OperationConfig>,
 }
-
-const HEADER_FIELDS: [Field; 6] = [
-    Field::Rma,
-    Field::ReturnId,
-    Field::Customer,
-    Field::OrderRef,
-    Field::Site,
-    Field::DeliveryKey,
-];
 
 /// The sink of `settings`, checked.
 pub(crate) fn sink(
