@@ -463,7 +463,18 @@ pub fn actions(
             // An approved return that expired unshipped: nothing will
             // arrive, so the warehouse stops expecting it and the ERP
             // closes its return order.
-            Event::ReturnExpired { .. } if after.approved => {
+            // A label still usable at that moment (one without an expiry of
+            // its own, the authorisation ran out) is voided so nobody ships
+            // with it; a label that ran out itself needs nothing.
+            Event::ReturnExpired { expired_at } if after.approved => {
+                if let Some(label) = &after.label
+                    && label.expires_at.is_none_or(|at| at > *expired_at)
+                {
+                    out.push(Action {
+                        tracking_number: Some(label.tracking_number.clone()),
+                        ..base(ActionKind::CarrierVoidLabel)
+                    });
+                }
                 out.push(base(ActionKind::WmsCancelExpectedReceipt));
                 out.push(base(ActionKind::ErpCancelReturnOrder));
             }

@@ -119,6 +119,47 @@ fn cancellation_undoes_the_systems_and_a_late_label_is_voided() {
 }
 
 #[test]
+fn expiry_voids_a_label_still_usable_but_not_one_that_ran_out() {
+    // The authorisation runs out while the label (no expiry of its own)
+    // could still be used: it is voided with the rest.
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![line(1, "SKU-A", 1)]));
+    h.accept(approve(&[(1, 1)], Some(at(60))));
+    h.accept(issue_label("LBL-1", None));
+    h.advance(chrono::Duration::minutes(61));
+    let expired = act(&mut h, Command::Expire);
+    assert_eq!(
+        kinds(&expired),
+        vec![
+            ActionKind::CarrierVoidLabel,
+            ActionKind::WmsCancelExpectedReceipt,
+            ActionKind::ErpCancelReturnOrder,
+            ActionKind::PortalStatus,
+        ]
+    );
+    assert_eq!(
+        expired[0].tracking_number,
+        Some(h.state.label.clone().expect("label").tracking_number)
+    );
+
+    // The label's own expiry is what expired the return: nothing to void.
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![line(1, "SKU-A", 1)]));
+    h.accept(approve_all());
+    h.accept(issue_label("LBL-2", Some(at(30))));
+    h.advance(chrono::Duration::minutes(31));
+    let expired = act(&mut h, Command::Expire);
+    assert_eq!(
+        kinds(&expired),
+        vec![
+            ActionKind::WmsCancelExpectedReceipt,
+            ActionKind::ErpCancelReturnOrder,
+            ActionKind::PortalStatus,
+        ]
+    );
+}
+
+#[test]
 fn restocking_fees_come_off_the_credit_with_tax_in_proportion() {
     // Unit price 10.00, tax 2.00. Two units: one restocked with a 1.50 fee,
     // one scrapped without. Credit = (20.00 - 1.50) + 4.00 * 18.50 / 20.00

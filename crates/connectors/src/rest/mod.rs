@@ -518,20 +518,16 @@ fn decode(outcome: &Outcome, body: &Value) -> Result<ActionResult, String> {
             carrier_at,
             carrier,
         } => {
-            let expires_at = match expires_at {
-                Some(path) => {
-                    let raw = text(path)?;
-                    Some(
-                        chrono::DateTime::parse_from_rfc3339(&raw)
-                            .map_err(|e| {
-                                format!(
-                                    "`{}`: `{raw}` is not an RFC 3339 time: {e}",
-                                    path.display()
-                                )
-                            })?
-                            .with_timezone(&chrono::Utc),
-                    )
-                }
+            // A label without an expiry in the answer (a service whose
+            // labels do not run out) has none; one that is there must parse.
+            let expires_at = match expires_at.as_ref().and_then(|p| Some((p, p.text(body)?))) {
+                Some((path, raw)) => Some(
+                    chrono::DateTime::parse_from_rfc3339(&raw)
+                        .map_err(|e| {
+                            format!("`{}`: `{raw}` is not an RFC 3339 time: {e}", path.display())
+                        })?
+                        .with_timezone(&chrono::Utc),
+                ),
                 None => None,
             };
             let carrier = match carrier_at {

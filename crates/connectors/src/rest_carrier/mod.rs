@@ -20,7 +20,9 @@
 //! reference: letters, digits and `._/:#-`, up to 128 characters, so a URL
 //! with a query string does not). `expires_at` is when the label stops
 //! being usable, which is what moves an unused return to `expired`; a
-//! carrier whose labels do not expire leaves it out. `carrier` in the
+//! carrier whose labels do not expire leaves it out, and a label whose
+//! answer has no value there (or `null`) has no expiry; a value that is not
+//! an RFC 3339 time is refused as an invalid answer. `carrier` in the
 //! answer names the carrier per label (an aggregator choosing one);
 //! otherwise the `carrier` setting does.
 //!

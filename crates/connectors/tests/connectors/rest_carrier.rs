@@ -276,3 +276,197 @@ fn a_rest_carrier_section_needs_its_settings_table() {
         "{message}"
     );
 }
+
+/// The hub with the `rest-carrier` connector on `fake`, a manual clock at
+/// `start`, and one portal return approved with `approve`, its label
+/// delivered. Returns what a test drives; drop the guard to stop the hub.
+struct Hub {
+    engine: backhaul_engine::Engine,
+    dispatcher: backhaul_engine::Dispatcher,
+    clock: backhaul_engine::ManualClock,
+    id: backhaul_domain::values::ReturnId,
+    shutdown: tokio_util::sync::CancellationToken,
+    tracker: tokio_util::task::TaskTracker,
+    _dir: tempfile::TempDir,
+}
+
+impl Hub {
+    async fn approved(
+        fake: &CarrierFake,
+        start: chrono::DateTime<Utc>,
+        approve: serde_json::Value,
+    ) -> Hub {
+        use backhaul_engine::{
+            CommandMeta, Dispatcher, DispatcherConfig, Engine, EngineConfig, Idempotency,
+            ManualClock,
+        };
+        use backhaul_store::{AnyStore, SqliteStore, SqliteSync};
+
+        let meta = |key: &str| CommandMeta {
+            partner: "test".into(),
+            idempotency: Some(Idempotency {
+                key: key.into(),
+                request_hash: key.into(),
+            }),
+            correlation_id: None,
+            causation_id: None,
+        };
+        let clock = ManualClock::new(start);
+        let dir = tempfile::tempdir().unwrap();
+        let store = AnyStore::Sqlite(
+            SqliteStore::open(&dir.path().join("hub.db"), SqliteSync::Normal)
+                .await
+                .unwrap(),
+        );
+        let tracker = tokio_util::task::TaskTracker::new();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let engine = Engine::start(
+            store,
+            EngineConfig {
+                outbound: [Target::Carrier].into(),
+                ..EngineConfig::default()
+            },
+            Arc::new(clock.clone()),
+            &tracker,
+            shutdown.child_token(),
+        );
+        let env: std::collections::BTreeMap<String, String> =
+            [("CARRIER_KEY".to_owned(), "k-9".to_owned())].into();
+        let lookup = move |name: &str| env.get(name).cloned();
+        let sinks = backhaul_connectors::build_with_env(
+            &[("carrier".to_owned(), config(CONFIG))].into(),
+            &[(Target::Carrier, fake.router())].into(),
+            &lookup,
+        )
+        .unwrap();
+        let dispatcher =
+            Dispatcher::new(engine.clone(), DispatcherConfig::default(), sinks).unwrap();
+        let request = serde_json::from_value(json!({
+            "channel": "portal", "customer": "C1", "order_ref": "SO-1", "currency": "USD", "site": "DC1",
+            "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": "1", "uom": "EA", "reason_code": "DAMAGED",
+                       "requested_outcome": "refund", "unit_price": {"amount": "10.00", "currency": "USD"},
+                       "unit_tax": {"amount": "0.00", "currency": "USD"}}]
+        }))
+        .unwrap();
+        let id = engine
+            .create(request, meta("create"))
+            .await
+            .unwrap()
+            .return_id;
+        engine
+            .execute(
+                id,
+                serde_json::from_value(approve).unwrap(),
+                meta("approve"),
+            )
+            .await
+            .unwrap();
+        let hub = Hub {
+            engine,
+            dispatcher,
+            clock,
+            id,
+            shutdown,
+            tracker,
+            _dir: dir,
+        };
+        hub.drain().await;
+        assert_eq!(hub.status().await, "label_issued");
+        hub
+    }
+
+    async fn drain(&self) {
+        while self.dispatcher.run_once().await.unwrap().claimed > 0 {}
+    }
+
+    async fn summary(&self) -> serde_json::Value {
+        self.engine.get(self.id).await.unwrap().unwrap().to_value()
+    }
+
+    async fn status(&self) -> String {
+        self.summary().await["status"].as_str().unwrap().to_owned()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+fn voids(fake: &CarrierFake) -> usize {
+    fake.log
+        .all()
+        .iter()
+        .filter(|r| r.path == "/v1/shipments/SIMX0000000001/void")
+        .count()
+}
+
+/// End to end through the hub: the label the carrier answers carries an
+/// expiry; the hub records it, the expiry scheduler leaves the return alone
+/// until that moment and expires it after. The authorisation itself has no
+/// deadline, so only the carrier's expiry moves the return to `expired`; a
+/// label that ran out by itself is not voided.
+#[tokio::test]
+async fn the_carriers_label_expiry_moves_an_unshipped_return_to_expired() {
+    let start = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+    let expires = start + chrono::Duration::days(10);
+    let fake = CarrierFake::default();
+    *fake.answer.lock().unwrap() = Some(json!({
+        "shipment": {
+            "trackingNumber": "SIMX0000000001",
+            "label": { "id": "LBL-7", "expiresAt": expires.to_rfc3339() }
+        }
+    }));
+    let hub = Hub::approved(&fake, start, json!({"command": "approve"})).await;
+    let summary = hub.summary().await;
+    let recorded = summary["label"]["expires_at"]
+        .as_str()
+        .map(|s| s.parse::<chrono::DateTime<Utc>>().unwrap());
+    assert_eq!(
+        recorded,
+        Some(expires),
+        "the carrier's expiry is on the return: {summary}"
+    );
+
+    let expirer = backhaul_engine::Expirer::new(hub.engine.clone());
+    hub.clock.set(expires - chrono::Duration::minutes(1));
+    assert_eq!(
+        expirer.run_once().await.unwrap(),
+        0,
+        "the label is still good"
+    );
+    assert_eq!(hub.status().await, "label_issued");
+    hub.clock.set(expires + chrono::Duration::minutes(1));
+    assert_eq!(expirer.run_once().await.unwrap(), 1);
+    assert_eq!(hub.status().await, "expired");
+    hub.drain().await;
+    assert_eq!(voids(&fake), 0, "a label that ran out needs no void");
+    hub.stop().await;
+}
+
+/// A label without an expiry of its own: the authorisation's deadline
+/// expires the return, and the still usable label is voided at the carrier,
+/// once.
+#[tokio::test]
+async fn a_usable_label_of_a_return_whose_authorisation_ran_out_is_voided_once() {
+    let start = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+    let deadline = start + chrono::Duration::days(14);
+    let fake = CarrierFake::default();
+    *fake.answer.lock().unwrap() = Some(json!({
+        "shipment": { "trackingNumber": "SIMX0000000001", "label": { "id": "LBL-8" } }
+    }));
+    let approve = json!({"command": "approve", "expires_at": deadline.to_rfc3339()});
+    let hub = Hub::approved(&fake, start, approve).await;
+    let expirer = backhaul_engine::Expirer::new(hub.engine.clone());
+    assert_eq!(expirer.run_once().await.unwrap(), 0, "not due yet");
+    hub.clock.set(deadline + chrono::Duration::hours(1));
+    assert_eq!(expirer.run_once().await.unwrap(), 1);
+    assert_eq!(hub.status().await, "expired");
+    hub.drain().await;
+    assert_eq!(voids(&fake), 1, "the usable label is voided");
+    hub.drain().await;
+    assert_eq!(expirer.run_once().await.unwrap(), 0);
+    assert_eq!(voids(&fake), 1, "and only once");
+    hub.stop().await;
+}
