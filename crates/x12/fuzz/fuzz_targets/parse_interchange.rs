@@ -1,6 +1,8 @@
 //! Any bytes through the whole inbound path: parse, validate, read 180s,
 //! and acknowledge. The target passes when nothing panics.
-//! Run on stable with `cargo fuzz run parse_interchange -s none`.
+//! Run on stable from `crates/x12` with
+//! `cargo fuzz run parse_interchange -s none fuzz/corpus/parse_interchange fuzz/seeds`;
+//! the seeds get libFuzzer past the fixed-width ISA.
 
 #![no_main]
 
