@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use backhaul_api::{ApiConfig, InboundWebhooks, WebhooksConfig};
@@ -55,13 +55,37 @@ pub(crate) struct Config {
 pub(crate) struct ServerConfig {
     /// Address and port to listen on.
     pub(crate) listen: String,
+    /// HTTPS on the listener (`[server.tls]`); without it the hub speaks
+    /// plain HTTP (behind a TLS-terminating proxy, or on this machine).
+    pub(crate) tls: Option<ServerTlsConfig>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            tls: None,
         }
+    }
+}
+
+/// The listener's certificate (`[server.tls]`). Relative paths are the
+/// configuration file's neighbours.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerTlsConfig {
+    /// PEM certificate chain the listener presents, leaf first.
+    pub(crate) cert_file: PathBuf,
+    /// PEM private key of `cert_file` (PKCS#8, PKCS#1 or SEC1), unencrypted.
+    pub(crate) key_file: PathBuf,
+}
+
+impl ServerTlsConfig {
+    /// The certificate and key, read and checked; errors name the setting
+    /// (`server.tls.cert_file`) and the file.
+    pub(crate) fn load(&self) -> anyhow::Result<backhaul_api::ServerTls> {
+        backhaul_api::ServerTls::from_pem_files(&self.cert_file, &self.key_file)
+            .map_err(|e| anyhow::anyhow!("server.tls.{e}"))
     }
 }
 
@@ -123,6 +147,18 @@ impl Config {
         {
             config.policy.file = Some(folder.join(policy));
         }
+        // The same for the TLS files of connectors, webhook subscribers and
+        // sources.
+        if let Some(folder) = file.and_then(Path::parent) {
+            config.resolve_tls_paths(folder);
+            if let Some(tls) = &mut config.server.tls {
+                for path in [&mut tls.cert_file, &mut tls.key_file] {
+                    if path.is_relative() {
+                        *path = folder.join(&*path);
+                    }
+                }
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -130,6 +166,9 @@ impl Config {
     /// Checks what serde cannot: addresses and URLs that must parse.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         self.listen_addr()?;
+        if let Some(tls) = &self.server.tls {
+            tls.load()?;
+        }
         let url = &self.store.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -166,6 +205,28 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// Makes the relative paths of every `tls` table relative to `folder`.
+    fn resolve_tls_paths(&mut self, folder: &Path) {
+        for connector in self.connectors.values_mut() {
+            let subscribers = connector.subscribers.iter_mut().map(|s| &mut s.tls);
+            for tls in std::iter::once(&mut connector.tls)
+                .chain(subscribers)
+                .flatten()
+            {
+                tls.resolve_relative_to(folder);
+            }
+        }
+        for tls in self.sources.values_mut().filter_map(|s| s.tls.as_mut()) {
+            tls.resolve_relative_to(folder);
+        }
+    }
+
+    /// What is allowed but probably a mistake, for `config check` to print
+    /// and `serve` to log: plain http to another machine.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        backhaul_connectors::plain_http_warnings(&self.connectors, &self.sources)
     }
 
     pub(crate) fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -313,6 +374,55 @@ mod tests {
         let drops = &drops["drops"];
         assert_eq!(drops.len(), 5, "{section}");
         backhaul_filedrop::validate_all(drops).expect("the example's drops pass");
+    }
+
+    #[test]
+    fn a_bad_tls_file_fails_the_check_naming_the_connector_the_field_and_the_path() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        std::fs::create_dir(dir.path().join("conf")).expect("created");
+        std::fs::write(dir.path().join("conf/not-a-ca.pem"), "hello\n").expect("written");
+        let path = dir.path().join("conf/hub.toml");
+        for (file, expected) in [
+            ("missing.pem", "cannot read"),
+            ("not-a-ca.pem", "holds no PEM certificate"),
+        ] {
+            std::fs::write(
+                &path,
+                format!(
+                    "[connectors.wms]\nkind = \"sim-wms\"\nurl = \"https://wms.example.com\"\n\
+                     [connectors.wms.tls]\nca_file = \"{file}\"\n"
+                ),
+            )
+            .expect("written");
+            let err = format!("{:#}", Config::load(Some(&path)).expect_err("refused"));
+            // The relative path is the configuration file's neighbour.
+            let full = dir.path().join("conf").join(file).display().to_string();
+            assert!(
+                err.contains("connectors.wms: tls.ca_file:")
+                    && err.contains(expected)
+                    && err.contains(&full),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_a_warning_not_an_error() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("hub.toml");
+        std::fs::write(
+            &path,
+            "[connectors.wms]\nkind = \"sim-wms\"\nurl = \"http://wms.internal:8080\"\n\
+             [connectors.carrier]\nkind = \"sim-carrier\"\nurl = \"http://127.0.0.1:7003\"\n",
+        )
+        .expect("written");
+        let config = Config::load(Some(&path)).expect("valid");
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("connectors.wms.url:"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

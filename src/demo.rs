@@ -777,6 +777,7 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
         let config = ConnectorConfig {
             kind,
             url: String::new(),
+            tls: None,
             system: None,
             delivery,
             tryton: None,

@@ -279,6 +279,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.server.listen,
                 config.store.url
             )?;
+            for warning in config.warnings() {
+                writeln!(out, "warning: {warning}")?;
+            }
             Ok(())
         }
         Cmd::Bench(args) => bench::run(args, &mut out).await,

@@ -44,8 +44,15 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         .context("invalid connector configuration")?;
     let sources = backhaul_connectors::build_sources(&config.sources, &BTreeMap::new())
         .context("invalid source configuration")?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let webhooks =
         InboundWebhooks::build(&config.webhooks).context("invalid webhook configuration")?;
+    let server_tls = match &config.server.tls {
+        Some(tls) => Some(tls.load()?),
+        None => None,
+    };
     let publisher = if config.broker.nats.enabled() {
         Some(
             backhaul_broker::Publisher::build(&config.broker.nats, store.clone())
@@ -177,7 +184,12 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    tracing::info!(%addr, store = engine.store().backend_name(), "backhaul listening");
+    tracing::info!(
+        %addr,
+        tls = server_tls.is_some(),
+        store = engine.store().backend_name(),
+        "backhaul listening"
+    );
     let http_stop = CancellationToken::new();
     let signal_stop = http_stop.clone();
     tracker.spawn(async move {
@@ -205,8 +217,18 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         }
     };
+    let serving: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match server_tls {
+            Some(tls) => Box::pin(backhaul_api::serve_tls(
+                listener,
+                tls,
+                app,
+                http_stop.clone(),
+            )),
+            None => Box::pin(backhaul_api::serve(listener, app, http_stop.clone())),
+        };
     let served = tokio::select! {
-        served = backhaul_api::serve(listener, app, http_stop.clone()) => served,
+        served = serving => served,
         () = grace => {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; stopping anyway");
             Ok(())

@@ -229,6 +229,46 @@ fn config_check_names_a_missing_webhook_secret_variable() {
     assert!(ok.contains("is valid"), "{ok}");
 }
 
+#[test]
+fn config_check_refuses_a_bad_tls_file_and_warns_about_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hub.toml");
+    // A relative path is the configuration file's neighbour.
+    std::fs::write(
+        &file,
+        "[connectors.erp]\nkind = \"sim-erp\"\nurl = \"https://erp.example.com\"\n\
+         [connectors.erp.tls]\nca_file = \"company-ca.pem\"\n",
+    )
+    .unwrap();
+    let out = backhaul(dir.path())
+        .args(["config", "check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expected = dir.path().join("company-ca.pem").display().to_string();
+    assert!(
+        err.contains("connectors.erp: tls.ca_file: cannot read") && err.contains(&expected),
+        "{err}"
+    );
+
+    std::fs::write(
+        &file,
+        "[connectors.erp]\nkind = \"sim-erp\"\nurl = \"http://erp.internal:8000\"\n",
+    )
+    .unwrap();
+    let ok = run_ok(
+        backhaul(dir.path())
+            .args(["config", "check", "--config"])
+            .arg(&file),
+    );
+    assert!(
+        ok.contains("is valid") && ok.contains("warning: connectors.erp.url:"),
+        "{ok}"
+    );
+}
+
 /// One HTTP/1.1 request over a plain socket; returns the status code and body.
 fn http(addr: &str, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -280,6 +320,98 @@ fn serve_answers_health_and_refuses_requests_without_a_key() {
     assert!(body.contains("\"code\":\"unauthenticated\""), "{body}");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A throwaway CA, and a certificate for `127.0.0.1` it signed written to
+/// `hub.pem` and `hub.key` in `dir`: the CA's certificate.
+fn server_certificate(dir: &std::path::Path) -> rustls::pki_types::CertificateDer<'static> {
+    let mut ca = rcgen::CertificateParams::default();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("hub.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("hub.key"), key.serialize_pem()).unwrap();
+    ca.der().clone()
+}
+
+/// One HTTP/1.1 request over TLS trusting `ca`; the whole answer.
+fn https(addr: &str, ca: rustls::pki_types::CertificateDer<'static>, request: &str) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut connection = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut socket = TcpStream::connect(addr).expect("connect");
+    let mut stream = rustls::Stream::new(&mut connection, &mut socket);
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = Vec::new();
+    // The server may close without a TLS close_notify after the answer.
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn serve_with_server_tls_answers_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = server_certificate(dir.path());
+    let config = dir.path().join("hub.toml");
+    // Relative paths: the configuration file's neighbours.
+    std::fs::write(
+        &config,
+        "[server.tls]\ncert_file = \"hub.pem\"\nkey_file = \"hub.key\"\n",
+    )
+    .unwrap();
+    let mut child = backhaul(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("BACKHAUL_LOG__FORMAT", "json")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("hub exited before listening").unwrap();
+        if let Some(rest) = line.split("\"addr\":\"").nth(1) {
+            assert!(line.contains("\"tls\":true"), "{line}");
+            break rest.split('"').next().unwrap().to_owned();
+        }
+    };
+    let response = https(
+        &addr,
+        ca,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+
+    // A key that is not there fails the check, naming the setting and file.
+    std::fs::remove_file(dir.path().join("hub.key")).unwrap();
+    let out = backhaul(dir.path())
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expected = dir.path().join("hub.key").display().to_string();
+    assert!(
+        err.contains("server.tls.key_file: cannot read") && err.contains(&expected),
+        "{err}"
+    );
 }
 
 #[test]

@@ -447,6 +447,14 @@ async fn drive_one(d: &mut Driver, hub: &mut Hub, i: usize) -> String {
     id
 }
 
+/// A client builder as the hub makes them (TLS with the ring provider
+/// included; reqwest has no default provider in this build).
+fn http_client() -> reqwest::ClientBuilder {
+    backhaul_connectors::ClientTls::build(&backhaul_connectors::TlsConfig::default())
+        .unwrap()
+        .http_client()
+}
+
 async fn sim_get(http: &reqwest::Client, url: &str) -> Value {
     let bytes = http.get(url).send().await.unwrap().bytes().await.unwrap();
     serde_json::from_slice(&bytes).unwrap()
@@ -467,7 +475,7 @@ async fn crash_run(store_url: &str, dir: &Path, label: &str) {
     let mut d = Driver {
         // Every request is bounded: a hub killed mid-answer must show up as
         // an error the driver retries, never as a request that waits forever.
-        http: reqwest::Client::builder()
+        http: http_client()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap(),
@@ -572,7 +580,7 @@ async fn crash_run(store_url: &str, dir: &Path, label: &str) {
     hub.stop();
 
     // What the systems received.
-    let http = reqwest::Client::new();
+    let http = http_client().build().unwrap();
     let erp = &sims.urls["erp"];
     let postings = sim_get(&http, &format!("{erp}/erp/postings")).await;
     let postings = postings.as_array().unwrap();

@@ -19,13 +19,16 @@
 //! - `openapi`: the OpenAPI 3.1 document generated from the route table.
 //! - [`webhooks`]: inbound Standard Webhooks sources (`[webhooks]`), their
 //!   verification and replay rule, and what each kind of body means.
+//! - `tls`: [`ServerTls`] (the listener's certificate and key) and
+//!   [`serve_tls`].
 //!
 //! Not here: lifecycle rules (domain), persistence (store, engine), the
-//! listener's address and TLS (the binary's configuration).
+//! listener's address and where its TLS files are (the binary's
+//! configuration).
 //!
 //! Entry points: [`router`] builds the service (tests drive it with
 //! `tower::ServiceExt::oneshot`, no socket); [`serve`] runs it on a listener
-//! until the shutdown token is cancelled.
+//! until the shutdown token is cancelled, [`serve_tls`] the same over TLS.
 
 mod auth;
 pub mod deliveries;
@@ -35,6 +38,7 @@ mod idempotency;
 mod json;
 mod openapi;
 mod routes;
+mod tls;
 pub mod webhooks;
 
 use axum::Router;
@@ -47,6 +51,7 @@ pub use auth::{KeyError, Principal, Scope, generate_key};
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use routes::{Access, ROUTES, Route, Verb};
+pub use tls::{HANDSHAKE_TIMEOUT, MAX_HANDSHAKES, ServerTls, ServerTlsError, serve_tls};
 pub use webhooks::{InboundWebhooks, WebhookConfigError, WebhooksConfig};
 
 /// HTTP API settings.

@@ -24,7 +24,9 @@
 //! names of environment variables, read when the connector is built.
 //!
 //! Layout:
-//! - `http`: transports, the JSON-over-HTTP sink, failure classification.
+//! - `http`: transports, the JSON-over-HTTP sink, failure classification;
+//!   `http::tls` builds the TLS of every outbound client (Mozilla roots,
+//!   a connector's `ca_file` and client certificate, the ring provider).
 //! - `sim_erp`, `sim_wms`, `sim_carrier`, `sim_portal`: the mappings for the
 //!   built-in simulators' wire contracts (`backhaul-sim`); `sim_carrier` also
 //!   holds the tracking source, which polls scan feeds into the inbox.
@@ -77,6 +79,7 @@ use backhaul_domain::values::ExternalRef;
 use backhaul_engine::{DeliveryPolicy, Sink, Sinks, Source, SystemClock};
 
 pub use crate::dynamics_bc::DynamicsBcConfig;
+pub use crate::http::{ClientTls, TlsConfig, TlsError};
 pub use crate::netsuite::NetSuiteConfig;
 pub use crate::rest::{ErrorsConfig, LookupConfig, OperationConfig};
 pub use crate::rest_carrier::RestCarrierConfig;
@@ -178,10 +181,18 @@ impl ConnectorKind {
 #[serde(deny_unknown_fields)]
 pub struct ConnectorConfig {
     pub kind: ConnectorKind,
-    /// Base URL of the target (`http://127.0.0.1:7001`). Empty means the
-    /// in-process simulator, which only `demo` and tests provide.
+    /// Base URL of the target: `https://erp.example.com/sap/opu/odata/sap`,
+    /// or `http://127.0.0.1:7001` for a simulator or a fake on this
+    /// machine. Empty means the in-process simulator, which only `demo` and
+    /// tests provide.
     #[serde(default)]
     pub url: String,
+    /// TLS settings for an `https://` url (`[connectors.<target>.tls]`):
+    /// an extra CA to trust, a client certificate for mutual TLS. Without
+    /// them the Mozilla roots are trusted. For a `webhook` connector they
+    /// apply to every `https://` subscriber without `tls` of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// The name documents from this system carry on the return; defaults to
     /// the target's name (`erp`…).
     #[serde(default)]
@@ -298,7 +309,8 @@ pub fn build_with_env(
                 config.kind
             )));
         }
-        let transport = transport(&config.url, target, in_process).map_err(invalid)?;
+        let transport =
+            transport(&config.url, config.tls.as_ref(), target, in_process).map_err(invalid)?;
         let sink = sink(name, config, target, &system, &transport, env).map_err(invalid)?;
         sinks.push((sink, config.delivery.clone()));
     }
@@ -478,6 +490,10 @@ pub struct SourceConfig {
     /// Base URL of the system polled; empty means the in-process simulator.
     #[serde(default)]
     pub url: String,
+    /// TLS settings for an `https://` url, as a connector's
+    /// (`[sources.<name>.tls]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// Time between two polls.
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
@@ -504,7 +520,8 @@ pub fn build_sources(
         let target = match config.kind {
             SourceKind::SimCarrierTracking => Target::Carrier,
         };
-        let transport = transport(&config.url, target, in_process).map_err(invalid)?;
+        let transport =
+            transport(&config.url, config.tls.as_ref(), target, in_process).map_err(invalid)?;
         match config.kind {
             SourceKind::SimCarrierTracking => out.push(Box::new(TrackingSource::new(
                 transport,
@@ -515,19 +532,85 @@ pub fn build_sources(
     Ok(out)
 }
 
-/// The transport to `url`, or to the in-process simulator of `target` when
-/// `url` is empty.
+/// The transport to `url` with the `tls` settings, or to the in-process
+/// simulator of `target` when `url` is empty.
 fn transport(
     url: &str,
+    tls: Option<&TlsConfig>,
     target: Target,
     in_process: &BTreeMap<Target, axum::Router>,
 ) -> Result<Arc<dyn Transport>, String> {
     if url.is_empty() {
+        if tls.is_some() {
+            return Err(
+                "tls: there is no url to use it for (an empty url is the in-process simulator)"
+                    .to_owned(),
+            );
+        }
         let router = in_process
             .get(&target)
             .ok_or_else(|| "url is empty and no in-process simulator runs here".to_owned())?;
-        Ok(Arc::new(InProcess::new(router.clone())))
-    } else {
-        Ok(Arc::new(Remote::new(url).map_err(|m| format!("url: {m}"))?))
+        return Ok(Arc::new(InProcess::new(router.clone())));
+    }
+    let client_tls =
+        ClientTls::build(tls.unwrap_or(&TlsConfig::default())).map_err(|e| e.to_string())?;
+    let remote = Remote::with_tls(url, &client_tls).map_err(|m| format!("url: {m}"))?;
+    if tls.is_some() && !remote.is_https() {
+        // Most likely a forgotten `s`: the settings would silently do
+        // nothing and the traffic would go unencrypted.
+        return Err(format!(
+            "tls: the settings are for an https:// url, and `{url}` is plain http"
+        ));
+    }
+    Ok(Arc::new(remote))
+}
+
+/// The URLs of `connectors` and `sources` that go unencrypted over the
+/// network: plain `http://` to a host other than this machine (loopback
+/// addresses and `localhost` are fine: the simulators and local fakes).
+/// Each names its setting. Allowed (a trusted network, a TLS-terminating
+/// sidecar), so `config check` and `serve` warn rather than refuse.
+pub fn plain_http_warnings(
+    connectors: &BTreeMap<String, ConnectorConfig>,
+    sources: &BTreeMap<String, SourceConfig>,
+) -> Vec<String> {
+    let mut urls: Vec<(String, &str)> = Vec::new();
+    for (name, config) in connectors {
+        urls.push((format!("connectors.{name}.url"), &config.url));
+        for (i, subscriber) in config.subscribers.iter().enumerate() {
+            urls.push((
+                format!("connectors.{name}.subscribers[{i}].url"),
+                &subscriber.url,
+            ));
+        }
+    }
+    for (name, config) in sources {
+        urls.push((format!("sources.{name}.url"), &config.url));
+    }
+    urls.into_iter()
+        .filter(|(_, url)| is_plain_http_off_machine(url))
+        .map(|(key, url)| {
+            format!(
+                "{key}: `{url}` is plain http to another machine: requests and credentials cross the network unencrypted (use https://)"
+            )
+        })
+        .collect()
+}
+
+fn is_plain_http_off_machine(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
+    };
+    if parsed.scheme() != "http" {
+        return false;
+    }
+    match parsed.host() {
+        Some(url::Host::Domain(domain)) => {
+            !(domain.eq_ignore_ascii_case("localhost")
+                || domain.to_ascii_lowercase().ends_with(".localhost"))
+        }
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        None => false,
     }
 }

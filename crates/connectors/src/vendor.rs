@@ -172,10 +172,7 @@ pub(crate) async fn send(
     let request = builder
         .body(body)
         .map_err(|e| SinkError::business("encode_failed", e.to_string()))?;
-    let (status, headers, body) = transport
-        .send(request)
-        .await
-        .map_err(|e| SinkError::technical("connection", e))?;
+    let (status, headers, body) = transport.send(request).await?;
     Ok(Answer {
         status,
         headers,

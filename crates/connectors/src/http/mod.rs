@@ -8,6 +8,16 @@
 //!   target acted, so repeating the call cannot fix what it answered.
 //! - 408, 425, 429, 5xx, connection errors, timeouts: technical, retried;
 //!   `Retry-After` (seconds or an HTTP date) is honoured.
+//! - a failed TLS handshake (a certificate not trusted, not for the host,
+//!   expired; a client certificate refused): technical, code `tls`, with a
+//!   message saying which. It is a fault of the connection's configuration
+//!   (or of the server's certificate), not of the return: as with a refused
+//!   credential (`vendor`'s 401), parking every return in the exception
+//!   queue would bury the one fix under per-return exceptions, so it is
+//!   retried, its run of failures opens the connector's circuit breaker,
+//!   and deliveries that run out of attempts are dead letters to retry once
+//!   the certificate or `tls` settings are fixed. `backhaul connectors`
+//!   shows the same message as the target's health.
 //! - any other 4xx: business; the problem document's `code` and `detail`
 //!   become the exception's code and message.
 
@@ -21,6 +31,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
+
+pub mod tls;
+
+pub use tls::{ClientTls, TlsConfig, TlsError};
 
 /// What a mapping asks to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,12 +64,61 @@ pub trait Mapping: Send + Sync + 'static {
     }
 }
 
+/// Why a request got no answer. Both are technical failures; the variant
+/// is the failure's code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Connection refused or reset, a timeout, a name that does not
+    /// resolve: code `connection`.
+    #[error("{0}")]
+    Connection(String),
+    /// The TLS handshake failed: code `tls` (see the module documentation).
+    #[error("{0}")]
+    Tls(String),
+}
+
+impl TransportError {
+    /// The code of the technical failure.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TransportError::Connection(_) => "connection",
+            TransportError::Tls(_) => "tls",
+        }
+    }
+
+    /// A failure of the HTTP client: `tls` if a handshake failed anywhere
+    /// in its causes, else `connection`, with the causes in the message
+    /// (reqwest's own message stops at "error sending request").
+    fn of_client(error: &reqwest::Error) -> TransportError {
+        if let Some(message) = tls::handshake_failure(error) {
+            return TransportError::Tls(message);
+        }
+        let mut message = error.to_string();
+        let mut cause = std::error::Error::source(error);
+        while let Some(error) = cause {
+            let text = error.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = error.source();
+        }
+        TransportError::Connection(message)
+    }
+}
+
+impl From<TransportError> for SinkError {
+    fn from(error: TransportError) -> SinkError {
+        SinkError::technical(error.code(), error.to_string())
+    }
+}
+
 /// Moves bytes to a target and back.
 pub trait Transport: Send + Sync + 'static {
     fn send(
         &self,
         request: http::Request<Bytes>,
-    ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), String>>;
+    ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), TransportError>>;
 }
 
 /// An axum router in this process (the embedded simulators).
@@ -73,28 +136,42 @@ impl Transport for InProcess {
     fn send(
         &self,
         request: http::Request<Bytes>,
-    ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), String>> {
+    ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), TransportError>> {
         let router = self.router.clone();
         Box::pin(async move {
             let response = router
                 .oneshot(request.map(axum::body::Body::from))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| TransportError::Connection(e.to_string()))?;
             let (parts, body) = response.into_parts();
-            let bytes = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| TransportError::Connection(e.to_string()))?
+                .to_bytes();
             Ok((parts.status, parts.headers, bytes))
         })
     }
 }
 
-/// A real HTTP client to a base URL.
+/// A real HTTP client to a base URL, `http://` or `https://`. This is the
+/// one place the hub builds an outbound HTTP client (connectors, sources,
+/// webhook subscribers), always with its TLS from [`tls`].
 pub struct Remote {
     client: reqwest::Client,
     base: url::Url,
 }
 
 impl Remote {
+    /// A client to `base` trusting the Mozilla roots.
     pub fn new(base: &str) -> Result<Remote, String> {
+        let tls = ClientTls::build(&TlsConfig::default()).map_err(|e| e.to_string())?;
+        Remote::with_tls(base, &tls)
+    }
+
+    /// A client to `base` with `tls`'s trust and client certificate (used
+    /// for an `https://` base; a plain `http://` one has no handshake).
+    pub fn with_tls(base: &str, tls: &ClientTls) -> Result<Remote, String> {
         let mut base = url::Url::parse(base).map_err(|e| format!("`{base}`: {e}"))?;
         // Paths are joined relative to the base, so a base with a path
         // prefix (a gateway's `/erp-sim/`) keeps it.
@@ -102,16 +179,25 @@ impl Remote {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        if base.scheme() != "http" {
+        if !matches!(base.scheme(), "http" | "https") {
             return Err(format!(
-                "`{base}`: only http:// is supported by this build (no TLS stack compiled in)"
+                "`{base}`: the url must start with https:// or http://"
             ));
         }
-        let client = reqwest::Client::builder()
+        if base.host_str().is_none_or(str::is_empty) {
+            return Err(format!("`{base}`: the url has no host"));
+        }
+        let client = tls
+            .http_client()
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Remote { client, base })
+    }
+
+    /// Whether requests go over TLS.
+    pub fn is_https(&self) -> bool {
+        self.base.scheme() == "https"
     }
 }
 
@@ -119,14 +205,14 @@ impl Transport for Remote {
     fn send(
         &self,
         request: http::Request<Bytes>,
-    ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), String>> {
+    ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), TransportError>> {
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let url = self
                 .base
                 .join(path.trim_start_matches('/'))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| TransportError::Connection(e.to_string()))?;
             let response = self
                 .client
                 .request(parts.method, url)
@@ -134,10 +220,13 @@ impl Transport for Remote {
                 .body(body)
                 .send()
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| TransportError::of_client(&e))?;
             let status = response.status();
             let headers = response.headers().clone();
-            let bytes = response.bytes().await.map_err(|e| e.to_string())?;
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| TransportError::of_client(&e))?;
             Ok((status, headers, bytes))
         })
     }
@@ -192,11 +281,7 @@ impl Sink for JsonHttpSink {
                 .header("x-correlation-id", request.correlation_id.to_string())
                 .body(Bytes::from(body))
                 .map_err(|e| SinkError::business("encode_failed", e.to_string()))?;
-            let (status, headers, bytes) = self
-                .transport
-                .send(http_request)
-                .await
-                .map_err(|e| SinkError::technical("connection", e))?;
+            let (status, headers, bytes) = self.transport.send(http_request).await?;
             classify(status, &headers, &bytes)?;
             let value: serde_json::Value = if bytes.is_empty() {
                 serde_json::Value::Null
@@ -221,11 +306,7 @@ impl Sink for JsonHttpSink {
                 .uri(self.mapping.health_path())
                 .body(Bytes::new())
                 .map_err(|e| SinkError::technical("health", e.to_string()))?;
-            let (status, headers, bytes) = self
-                .transport
-                .send(request)
-                .await
-                .map_err(|e| SinkError::technical("connection", e))?;
+            let (status, headers, bytes) = self.transport.send(request).await?;
             classify(status, &headers, &bytes)
         })
     }

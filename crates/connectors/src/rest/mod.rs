@@ -408,11 +408,7 @@ impl RestSink {
         let request = builder
             .body(bytes)
             .map_err(|e| SinkError::business("encode_failed", e.to_string()))?;
-        let (status, headers, body) = self
-            .transport
-            .send(request)
-            .await
-            .map_err(|e| SinkError::technical("connection", e))?;
+        let (status, headers, body) = self.transport.send(request).await?;
         Ok(Answer {
             status,
             headers,

@@ -112,7 +112,11 @@ impl TrackingSource {
             ))
             .body(Bytes::new())
             .map_err(|e| e.to_string())?;
-        let (status, headers, body) = self.transport.send(request).await?;
+        let (status, headers, body) = self
+            .transport
+            .send(request)
+            .await
+            .map_err(|e| e.to_string())?;
         classify(status, &headers, &body).map_err(|e| e.to_string())?;
         serde_json::from_slice(&body).map_err(|e| format!("scan feed: {e}"))
     }

@@ -334,11 +334,7 @@ impl Sink for SoapSink {
             let http_request = builder
                 .body(Bytes::from(xml))
                 .map_err(|e| SinkError::business("encode_failed", e.to_string()))?;
-            let (status, headers, body) = self
-                .transport
-                .send(http_request)
-                .await
-                .map_err(|e| SinkError::technical("connection", e))?;
+            let (status, headers, body) = self.transport.send(http_request).await?;
             let reading = envelope::read(&body, op.number.as_deref());
             match reading {
                 Ok(Reading::Fault(fault)) => {
@@ -403,11 +399,7 @@ impl Sink for SoapSink {
                 .uri(&self.health_path)
                 .body(Bytes::new())
                 .map_err(|e| SinkError::technical("health", e.to_string()))?;
-            let (status, headers, body) = self
-                .transport
-                .send(request)
-                .await
-                .map_err(|e| SinkError::technical("connection", e))?;
+            let (status, headers, body) = self.transport.send(request).await?;
             crate::http::classify(status, &headers, &body)
         })
     }

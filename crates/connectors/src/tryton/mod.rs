@@ -130,7 +130,7 @@ impl Sink for TrytonSink {
 pub(crate) fn sink_error(error: RpcError) -> SinkError {
     let message = error.to_string();
     match error {
-        RpcError::Unreachable(_) => SinkError::technical("connection", message),
+        RpcError::Unreachable(cause) => SinkError::technical(cause.code(), message),
         RpcError::Http {
             status,
             retry_after,

@@ -24,14 +24,15 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::http::Transport;
+use crate::http::{Transport, TransportError};
 
 /// Why a call failed, as Tryton or the wire told it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RpcError {
-    /// No answer: connection refused, reset, timed out.
+    /// No answer: connection refused, reset, timed out, a failed TLS
+    /// handshake.
     #[error("no answer from Tryton: {0}")]
-    Unreachable(String),
+    Unreachable(TransportError),
     /// An HTTP status other than 200 (after a new login for a 401).
     #[error("HTTP {status}: {body}")]
     Http {

@@ -4,6 +4,8 @@
 use backhaul_domain::Status;
 use serde::{Deserialize, Serialize};
 
+use crate::http::TlsConfig;
+
 /// One `[[connectors.portal.subscribers]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -11,9 +13,14 @@ pub struct SubscriberConfig {
     /// Names the subscriber in logs and in the exception queue's errors;
     /// unique within the connector.
     pub name: String,
-    /// Where deliveries are POSTed, e.g. `http://crm.internal/hooks/backhaul`
-    /// (plain http only in this build: no TLS stack is compiled in).
+    /// Where deliveries are POSTed, e.g. `https://crm.example.com/hooks/backhaul`
+    /// (`http://` works too, for a subscriber on a trusted network).
     pub url: String,
+    /// TLS settings for this subscriber's `https://` url (its own CA, a
+    /// client certificate); instead of the connector's `tls`, not merged
+    /// with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
     /// The environment variable holding the subscriber's `whsec_…` secret.
     pub secret_env: String,
     /// Variables of secrets being rotated out: deliveries are signed with

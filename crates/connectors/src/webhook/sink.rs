@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::SubscriberConfig;
 use super::encoder::{self, Encoded};
-use crate::http::{Remote, Transport, classify};
+use crate::http::{ClientTls, Remote, TlsConfig, Transport, classify};
 use crate::{BuildError, ConnectorConfig};
 
 /// Delivery keys whose acknowledgements are remembered at most. A key is
@@ -108,11 +108,16 @@ impl WebhookSink {
         }
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(section))
             .map_err(|e| invalid(".system".into(), e.to_string()))?;
+        // The connector's TLS settings, for the subscribers without their
+        // own; checked once, even if every subscriber has its own.
+        let shared_tls = ClientTls::build(config.tls.as_ref().unwrap_or(&TlsConfig::default()))
+            .map_err(|e| invalid(format!(".{}", e.field), e.message))?;
         let mut subscribers: Vec<Subscriber> = Vec::new();
         for (i, sub) in config.subscribers.iter().enumerate() {
             let key = |field: &str| format!(".subscribers[{i}].{field}");
             subscribers.push(
-                subscriber(sub, env).map_err(|(field, message)| invalid(key(&field), message))?,
+                subscriber(sub, &shared_tls, env)
+                    .map_err(|(field, message)| invalid(key(&field), message))?,
             );
             if subscribers[..i].iter().any(|s| s.name == sub.name) {
                 return Err(invalid(
@@ -157,18 +162,16 @@ impl WebhookSink {
         let request = builder
             .body(Bytes::from(event.body.clone()))
             .map_err(|e| SinkError::business("encode_failed", e.to_string()))?;
-        let (status, headers, body) = subscriber
-            .transport
-            .send(request)
-            .await
-            .map_err(|e| SinkError::technical("connection", e))?;
+        let (status, headers, body) = subscriber.transport.send(request).await?;
         classify(status, &headers, &body)
     }
 }
 
-/// Builds one subscriber, or the field at fault and why.
+/// Builds one subscriber (with `shared_tls` unless it has TLS settings of
+/// its own), or the field at fault and why.
 fn subscriber(
     config: &SubscriberConfig,
+    shared_tls: &ClientTls,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Subscriber, (String, String)> {
     let field = |name: &str, message: String| (name.to_owned(), message);
@@ -180,8 +183,22 @@ fn subscriber(
     }
     let url = EndpointUrl::parse(&config.url).map_err(|e| field("url", e.to_string()))?;
     let (origin, path) = split_url(url.as_str()).map_err(|m| field("url", m))?;
-    let transport: Arc<dyn Transport> =
-        Arc::new(Remote::new(&origin).map_err(|m| field("url", m))?);
+    let own_tls = match &config.tls {
+        Some(settings) => Some(ClientTls::build(settings).map_err(|e| field(e.field, e.message))?),
+        None => None,
+    };
+    let remote = Remote::with_tls(&origin, own_tls.as_ref().unwrap_or(shared_tls))
+        .map_err(|m| field("url", m))?;
+    if own_tls.is_some() && !remote.is_https() {
+        return Err(field(
+            "tls",
+            format!(
+                "the settings are for an https:// url, and `{}` is plain http",
+                config.url
+            ),
+        ));
+    }
+    let transport: Arc<dyn Transport> = Arc::new(remote);
     let secret = Secret::from_env(&config.secret_env, env)
         .map_err(|e| field("secret_env", e.to_string()))?;
     let previous = config

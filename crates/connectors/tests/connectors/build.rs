@@ -66,19 +66,36 @@ fn an_empty_url_without_an_in_process_simulator_is_refused() {
 }
 
 #[test]
-fn an_https_url_is_refused_because_no_tls_is_compiled_in() {
+fn an_https_url_builds_trusting_the_mozilla_roots() {
+    // Building makes the client; nothing connects until a delivery.
+    let sinks = build(
+        &sections(
+            r#"
+            [connectors.erp]
+            kind = "sim-erp"
+            url = "https://erp.example.com/returns"
+            "#,
+        ),
+        &every_router(),
+    )
+    .unwrap();
+
+    assert_eq!(sinks.len(), 1);
+}
+
+#[test]
+fn a_url_of_another_scheme_is_refused() {
     let message = refusal(
         r#"
         [connectors.erp]
         kind = "sim-erp"
-        url = "https://erp.example.com"
+        url = "ftp://erp.example.com"
         "#,
         &every_router(),
     );
 
     assert!(message.starts_with("connectors.erp: url: "), "{message}");
-    assert!(message.contains("only http://"), "{message}");
-    assert!(message.contains("no TLS"), "{message}");
+    assert!(message.contains("https:// or http://"), "{message}");
 }
 
 #[test]
@@ -137,7 +154,7 @@ fn one_bad_section_refuses_the_whole_build() {
 
         [connectors.wms]
         kind = "sim-wms"
-        url = "https://wms.example.com"
+        url = "ftp://wms.example.com"
         "#,
         &every_router(),
     );

@@ -104,6 +104,7 @@ pub(crate) fn config(target: Target, url: &str) -> ConnectorConfig {
     ConnectorConfig {
         kind: connector_kind(target),
         url: url.to_owned(),
+        tls: None,
         system: None,
         delivery: DeliveryPolicy::default(),
         tryton: None,

@@ -27,6 +27,9 @@
 //!   ASN API, a JSON return-shipment API and a legacy SOAP return-order
 //!   service (which verifies the WS-Security token); the payloads are the
 //!   fixtures next to each connector (`src/<kind>/fixtures`).
+//! - `tls`: connectors over HTTPS to loopback servers with certificates
+//!   made at test time (trusted CA, untrusted CA, mutual TLS), and bad TLS
+//!   files refused at build.
 //! - `webhook`: signed webhooks to subscribers on a socket: signatures,
 //!   filters, fan-out retries, classification, configuration refusals.
 
@@ -50,5 +53,6 @@ mod rest_carrier;
 mod rest_wms;
 mod sap_s4;
 mod soap;
+mod tls;
 mod tracking;
 mod webhook;

@@ -422,11 +422,21 @@ fn bad_subscriber_configurations_are_refused_naming_the_key() {
     none.subscribers[0].event_types.clear();
     assert!(refused(&none).starts_with("connectors.portal.subscribers[0].event_types:"));
 
-    let mut tls = good.clone();
-    tls.subscribers[0].url = "https://crm.example.com/hooks".into();
-    let message = refused(&tls);
+    let mut scheme = good.clone();
+    scheme.subscribers[0].url = "ftp://crm.example.com/hooks".into();
+    let message = refused(&scheme);
     assert!(
         message.starts_with("connectors.portal.subscribers[0].url:") && message.contains("http://"),
+        "{message}"
+    );
+
+    // TLS settings on a plain http subscriber would do nothing.
+    let mut tls = good.clone();
+    tls.subscribers[0].tls = Some(backhaul_connectors::TlsConfig::default());
+    let message = refused(&tls);
+    assert!(
+        message.starts_with("connectors.portal.subscribers[0].tls:")
+            && message.contains("plain http"),
         "{message}"
     );
 

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use backhaul_connectors::http::{Remote, Transport};
+use backhaul_connectors::http::{Remote, Transport, TransportError};
 use backhaul_connectors::tryton::rpc::{Client, decimal_of};
 use backhaul_connectors::tryton::{TrytonSettings, TrytonSink};
 use backhaul_domain::values::ExternalRef;
@@ -200,13 +200,15 @@ impl Transport for Lossy {
     fn send(
         &self,
         request: http::Request<Bytes>,
-    ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), String>> {
+    ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), TransportError>> {
         Box::pin(async move {
             let body = String::from_utf8_lossy(request.body()).replace(' ', "");
             let lose = body.contains(&self.method) && !self.lost.swap(true, Ordering::SeqCst);
             let answer = self.inner.send(request).await;
             if lose {
-                return Err("connection reset after the request was sent".to_owned());
+                return Err(TransportError::Connection(
+                    "connection reset after the request was sent".to_owned(),
+                ));
             }
             answer
         })
