@@ -344,6 +344,49 @@ mod tests {
         );
     }
 
+    /// The commented X12 180 example of the example file, uncommented,
+    /// with its folder under `root`.
+    fn x12_partner_example(root: &Path) -> String {
+        let text = std::fs::read_to_string(example_path()).expect("example config");
+        let start = text
+            .find("# --- example: X12 180 out ---")
+            .expect("the X12 example starts");
+        let end = text
+            .find("# --- end of X12 example ---")
+            .expect("the X12 example ends");
+        text[start..end]
+            .lines()
+            .skip(1)
+            .map(|line| {
+                line.strip_prefix("# ")
+                    .unwrap_or(line.trim_start_matches('#'))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("/var/lib/backhaul", &root.display().to_string())
+    }
+
+    #[test]
+    fn the_commented_x12_partner_example_builds_once_its_folder_exists() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let config: Config =
+            toml::from_str(&x12_partner_example(dir.path())).expect("the example parses");
+        // The folder is the partner transport's: the hub does not make it.
+        let err = backhaul_connectors::build(&config.connectors, &BTreeMap::new())
+            .err()
+            .expect("refused without its folder")
+            .to_string();
+        assert!(
+            err.starts_with("connectors.edi.x12_partner.outbound_dir: "),
+            "{err}"
+        );
+        std::fs::create_dir_all(dir.path().join("drops/megamart/out")).expect("created");
+        let sinks = backhaul_connectors::build(&config.connectors, &BTreeMap::new())
+            .expect("the x12-partner connector builds");
+        assert_eq!(sinks.len(), 1);
+        assert_eq!(sinks[0].0.target(), backhaul_domain::action::Target::Edi);
+    }
+
     #[test]
     fn the_example_documents_drop_folders_that_parse() {
         let text = std::fs::read_to_string(example_path()).expect("example config");

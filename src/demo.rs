@@ -788,6 +788,7 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
             rest_carrier: None,
             soap: None,
             subscribers: Vec::new(),
+            x12_partner: None,
         };
         Some((target.as_str().to_owned(), config))
     })

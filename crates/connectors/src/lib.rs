@@ -47,6 +47,9 @@
 //! - [`webhook`]: signed Standard Webhooks to CRM, portal and analytics
 //!   subscribers, with a sink of its own (one delivery fans out to several
 //!   endpoints, each signed with its own secret).
+//! - [`x12_partner`]: X12 180 RMA notifications to EDI trading partners,
+//!   written as files into an outbound folder (target `edi`), with a sink
+//!   of its own (no HTTP: the partner transport sends the files).
 //! - `vendor`: what the vendor ERP connectors share (credentials,
 //!   exchanges, error classification with 401 technical, JSON numbers);
 //!   the generic connectors use its credentials and exchanges too.
@@ -70,6 +73,7 @@ mod soap;
 pub mod tryton;
 mod vendor;
 pub mod webhook;
+pub mod x12_partner;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -90,6 +94,9 @@ pub use crate::soap::{
     PasswordType, SecurityConfig, SoapActionConfig, SoapConfig, SoapTarget, SoapVersion,
 };
 pub use crate::vendor::Env;
+pub use crate::x12_partner::{
+    PartnerConfig, SeparatorsConfig, X12PartnerConfig, X12PartnerSink, X12Usage, X12Version,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::dynamics_bc::DynamicsBcSink;
@@ -137,6 +144,10 @@ pub enum ConnectorKind {
     /// Signed Standard Webhooks to the `subscribers` (CRM, portal,
     /// analytics): the return's status changes.
     Webhook,
+    /// X12 180 files answering EDI partners' return requests (settings in
+    /// `[connectors.edi.x12_partner]`).
+    #[serde(rename = "x12-partner")]
+    X12Partner,
 }
 
 impl ConnectorKind {
@@ -153,6 +164,7 @@ impl ConnectorKind {
             ConnectorKind::SimWms | ConnectorKind::RestWms => Some(Target::Wms),
             ConnectorKind::SimCarrier | ConnectorKind::RestCarrier => Some(Target::Carrier),
             ConnectorKind::SimPortal | ConnectorKind::Webhook => Some(Target::Portal),
+            ConnectorKind::X12Partner => Some(Target::Edi),
             ConnectorKind::Soap => None,
         }
     }
@@ -172,6 +184,7 @@ impl ConnectorKind {
             ConnectorKind::RestCarrier => "rest-carrier",
             ConnectorKind::Soap => "soap",
             ConnectorKind::Webhook => "webhook",
+            ConnectorKind::X12Partner => "x12-partner",
         }
     }
 }
@@ -225,6 +238,9 @@ pub struct ConnectorConfig {
     /// URL, secret and filters (`[[connectors.portal.subscribers]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscribers: Vec<webhook::SubscriberConfig>,
+    /// X12 partner settings, for kind `x12-partner` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x12_partner: Option<x12_partner::X12PartnerConfig>,
 }
 
 impl ConnectorConfig {
@@ -243,7 +259,8 @@ impl ConnectorConfig {
             | ConnectorKind::Tryton
             | ConnectorKind::RestWms
             | ConnectorKind::RestCarrier
-            | ConnectorKind::Webhook => self.kind.target(),
+            | ConnectorKind::Webhook
+            | ConnectorKind::X12Partner => self.kind.target(),
         }
     }
 }
@@ -297,6 +314,13 @@ pub fn build_with_env(
             .map_err(|m| invalid(format!("delivery: {m}")))?;
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
             .map_err(|e| invalid(format!("system: {e}")))?;
+        settings_tables(name, config).map_err(invalid)?;
+        if config.kind == ConnectorKind::X12Partner {
+            // It writes files; there is no transport to build.
+            let sink = x12_partner::X12PartnerSink::from_config(name, config)?;
+            sinks.push((Arc::new(sink) as Arc<dyn Sink>, config.delivery.clone()));
+            continue;
+        }
         if config.kind == ConnectorKind::Webhook {
             // Its endpoints are its subscribers', each with a secret.
             let sink = webhook::WebhookSink::from_config(name, config, env, Arc::new(SystemClock))?;
@@ -317,17 +341,9 @@ pub fn build_with_env(
     Ok(sinks)
 }
 
-/// The sink of one section: the shared JSON sink for a simulator, the
-/// vendor's own for an ERP, which must have its settings table and no
-/// other vendor's.
-fn sink(
-    name: &str,
-    config: &ConnectorConfig,
-    target: Target,
-    system: &ExternalRef,
-    transport: &Arc<dyn Transport>,
-    env: Env<'_>,
-) -> Result<Arc<dyn Sink>, String> {
+/// Refuses a settings table that is not the kind's own
+/// (`[connectors.erp.sap]` under kind `netsuite`).
+fn settings_tables(name: &str, config: &ConnectorConfig) -> Result<(), String> {
     let tables = [
         ("sap", config.sap.is_some(), ConnectorKind::SapS4),
         (
@@ -352,6 +368,11 @@ fn sink(
             ConnectorKind::RestCarrier,
         ),
         ("soap", config.soap.is_some(), ConnectorKind::Soap),
+        (
+            "x12_partner",
+            config.x12_partner.is_some(),
+            ConnectorKind::X12Partner,
+        ),
     ];
     for (table, present, kind) in tables {
         if present && config.kind != kind {
@@ -362,6 +383,20 @@ fn sink(
             ));
         }
     }
+    Ok(())
+}
+
+/// The sink of one section: the shared JSON sink for a simulator, the
+/// vendor's own for an ERP, which must have its settings table (another
+/// kind's table was refused by [`settings_tables`]).
+fn sink(
+    name: &str,
+    config: &ConnectorConfig,
+    target: Target,
+    system: &ExternalRef,
+    transport: &Arc<dyn Transport>,
+    env: Env<'_>,
+) -> Result<Arc<dyn Sink>, String> {
     let missing = |table: &str| {
         format!(
             "kind `{}` needs its settings in [connectors.{name}.{table}]",
@@ -470,6 +505,11 @@ fn sink(
         // `build_with_env`); it has no single URL to reach.
         ConnectorKind::Webhook => {
             Err("a webhook connector is built from its subscribers".to_owned())
+        }
+        // Built from its settings before a transport is made: it writes
+        // files.
+        ConnectorKind::X12Partner => {
+            Err("an x12-partner connector is built from its settings".to_owned())
         }
     }
 }

@@ -27,6 +27,14 @@
 //! returns call for a supplier claim against the SKU's vendor (one claim
 //! per vendor), refurbished units for a repair order, and replacements for
 //! a replacement sales order; the money side is the credit memo.
+//!
+//! Trading partners. A return that came in over EDI (channel `edi`) is
+//! answered over EDI: its approval, and its rejection, call for an RMA
+//! notification to the partner ([`ActionKind::EdiRmaNotification`], target
+//! [`Target::Edi`]) carrying every line with its authorised quantity (zero
+//! for a line or a return refused) and the partner's own references, so
+//! the connector can write the X12 180 the partner matches to its request.
+//! Returns from other channels never call for it.
 
 use std::collections::BTreeMap;
 
@@ -38,13 +46,13 @@ use serde::{Deserialize, Serialize};
 use crate::command::{Command, Settlement};
 use crate::event::Event;
 use crate::model::{
-    Disposition, DispositionLine, FinancialDocument, FinancialDocumentKind, Label,
+    Channel, Disposition, DispositionLine, FinancialDocument, FinancialDocumentKind, Label,
     RequestedOutcome, SettlementLine,
 };
 use crate::state::{ReturnState, Status};
 use crate::values::{
     CustomerAccount, ExternalRef, LineNo, Money, OrderRef, Quantity, ReasonCode, ReturnId,
-    SiteCode, Sku,
+    SiteCode, Sku, Uom,
 };
 
 /// The external system an action is for. One connector serves each target.
@@ -57,10 +65,21 @@ pub enum Target {
     Wms,
     Carrier,
     Portal,
+    /// The EDI trading partners a return came from (X12 files), answered
+    /// in their own format. A target of its own rather than `portal`:
+    /// one connector serves each target, and the portal's is the portal
+    /// or the webhook subscribers.
+    Edi,
 }
 
 impl Target {
-    pub const ALL: [Target; 4] = [Target::Erp, Target::Wms, Target::Carrier, Target::Portal];
+    pub const ALL: [Target; 5] = [
+        Target::Erp,
+        Target::Wms,
+        Target::Carrier,
+        Target::Portal,
+        Target::Edi,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -68,6 +87,7 @@ impl Target {
             Target::Wms => "wms",
             Target::Carrier => "carrier",
             Target::Portal => "portal",
+            Target::Edi => "edi",
         }
     }
 
@@ -97,10 +117,13 @@ pub enum ActionKind {
     CarrierLabel,
     CarrierVoidLabel,
     PortalStatus,
+    /// The answer to an EDI partner's return request: the RMA with the
+    /// authorised quantities (an X12 180 out), or its rejection.
+    EdiRmaNotification,
 }
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 12] = [
+    pub const ALL: [ActionKind; 13] = [
         ActionKind::ErpReturnOrder,
         ActionKind::ErpInventoryAdjustment,
         ActionKind::ErpCreditMemo,
@@ -113,6 +136,7 @@ impl ActionKind {
         ActionKind::CarrierLabel,
         ActionKind::CarrierVoidLabel,
         ActionKind::PortalStatus,
+        ActionKind::EdiRmaNotification,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,6 +153,7 @@ impl ActionKind {
             ActionKind::CarrierLabel => "carrier_label",
             ActionKind::CarrierVoidLabel => "carrier_void_label",
             ActionKind::PortalStatus => "portal_status",
+            ActionKind::EdiRmaNotification => "edi_rma_notification",
         }
     }
 
@@ -148,6 +173,7 @@ impl ActionKind {
             ActionKind::WmsExpectedReceipt | ActionKind::WmsCancelExpectedReceipt => Target::Wms,
             ActionKind::CarrierLabel | ActionKind::CarrierVoidLabel => Target::Carrier,
             ActionKind::PortalStatus => Target::Portal,
+            ActionKind::EdiRmaNotification => Target::Edi,
         }
     }
 
@@ -166,7 +192,8 @@ impl ActionKind {
             ActionKind::ErpReturnOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::CarrierLabel
-            | ActionKind::PortalStatus => &[],
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification => &[],
         }
     }
 
@@ -189,6 +216,9 @@ impl ActionKind {
             ActionKind::WmsExpectedReceipt | ActionKind::WmsCancelExpectedReceipt => "warehouse",
             ActionKind::CarrierLabel | ActionKind::CarrierVoidLabel => "logistics",
             ActionKind::PortalStatus => "support",
+            // The partner waits for its answer; support owns the
+            // relationship (and the agreement the answer is written with).
+            ActionKind::EdiRmaNotification => "support",
         }
     }
 }
@@ -220,6 +250,14 @@ pub struct ActionLine {
     /// claim names one vendor, on every line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor: Option<ExternalRef>,
+    /// The unit the quantity is counted in, as requested (EDI RMA
+    /// notifications: the partner reads the quantity in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uom: Option<Uom>,
+    /// The request line's `order_line_ref` (EDI RMA notifications: for a
+    /// return from an X12 180, the partner's own line id, echoed back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_line_ref: Option<ExternalRef>,
 }
 
 /// The payload of an action: everything a connector needs to build its
@@ -242,6 +280,40 @@ pub struct Action {
     /// Voids only: the label to void.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracking_number: Option<ExternalRef>,
+    /// EDI RMA notifications only: what the partner is told and which of
+    /// its requests it answers. The lines carry every requested line with
+    /// its authorised quantity (zero where refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<PartnerAnswer>,
+}
+
+/// The answer to a trading partner's return request (EDI RMA
+/// notifications).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerAnswer {
+    pub decision: PartnerDecision,
+    /// The partner's number of the request this answers: the return's
+    /// external reference `edi` (BGN02 of the partner's 180). `None` for
+    /// an EDI-channel return opened without one, which no partner
+    /// document can answer (the connector refuses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_ref: Option<ExternalRef>,
+    /// Why the return was rejected, as the rejection says it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the return was approved or rejected.
+    pub at: DateTime<Utc>,
+}
+
+/// What a trading partner's return request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerDecision {
+    /// Authorised, line by line (a line may be authorised for zero).
+    Approved,
+    /// Refused whole: every line authorised for zero.
+    Rejected,
 }
 
 /// The public state of a return, for customer-facing systems.
@@ -292,7 +364,8 @@ impl Action {
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::CarrierLabel
             | ActionKind::CarrierVoidLabel
-            | ActionKind::PortalStatus => None,
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification => None,
         }
     }
 }
@@ -313,6 +386,10 @@ pub enum ActionResult {
     /// Accepted; nothing to remember.
     Accepted,
 }
+
+/// The external reference under which a return from an EDI partner keeps
+/// the partner's own request number (set by the X12 mapping).
+pub const EDI_REFERENCE: &str = "edi";
 
 /// The actions the events of one command call for. `before` and `after`
 /// are the return's state before and after the command's events, `version` the
@@ -337,11 +414,41 @@ pub fn actions(
         lines: Vec::new(),
         status: None,
         tracking_number: None,
+        answer: None,
     };
+    // The partner's answer (EDI returns only): every line with what it
+    // was authorised, so the partner hears about each line it asked for.
+    let answer = |decision: PartnerDecision, reason: Option<&str>, at: DateTime<Utc>| Action {
+        lines: after
+            .lines
+            .values()
+            .map(|l| ActionLine {
+                line_no: l.line.line_no,
+                sku: l.line.sku.clone(),
+                quantity: l.authorized,
+                unit_price: None,
+                amount: None,
+                disposition: None,
+                reason_code: None,
+                location: None,
+                vendor: None,
+                uom: Some(l.line.uom.clone()),
+                order_line_ref: l.line.order_line_ref.clone(),
+            })
+            .collect(),
+        answer: Some(PartnerAnswer {
+            decision,
+            request_ref: header.request.external_refs.get(EDI_REFERENCE).cloned(),
+            reason: reason.map(str::to_owned),
+            at,
+        }),
+        ..base(ActionKind::EdiRmaNotification)
+    };
+    let from_partner = header.request.channel == Channel::Edi;
     let mut out = Vec::new();
     for event in events {
         match event {
-            Event::ReturnApproved { .. } => {
+            Event::ReturnApproved { approved_at, .. } => {
                 let authorized: Vec<ActionLine> = after
                     .lines
                     .values()
@@ -356,6 +463,8 @@ pub fn actions(
                         reason_code: Some(l.line.reason_code.clone()),
                         location: None,
                         vendor: None,
+                        uom: None,
+                        order_line_ref: None,
                     })
                     .collect();
                 out.push(Action {
@@ -376,6 +485,21 @@ pub fn actions(
                 if after.label.is_none() {
                     out.push(base(ActionKind::CarrierLabel));
                 }
+                if from_partner {
+                    out.push(answer(PartnerDecision::Approved, None, *approved_at));
+                }
+            }
+            Event::ReturnRejected {
+                reason,
+                rejected_at,
+            } => {
+                if from_partner {
+                    out.push(answer(
+                        PartnerDecision::Rejected,
+                        Some(reason),
+                        *rejected_at,
+                    ));
+                }
             }
             Event::UnitsDispositioned { dispositions, .. } => {
                 let lines: Vec<ActionLine> = dispositions
@@ -392,6 +516,8 @@ pub fn actions(
                             reason_code: None,
                             location: d.location.clone(),
                             vendor: None,
+                            uom: None,
+                            order_line_ref: None,
                         })
                     })
                     .collect();
@@ -491,7 +617,6 @@ pub fn actions(
             Event::ReturnRequested { .. }
             | Event::EligibilityAssessed { .. }
             | Event::ReturnHeldForReview { .. }
-            | Event::ReturnRejected { .. }
             | Event::LabelIssued { .. }
             | Event::CarrierMilestoneRecorded { .. }
             | Event::UnitsReceived { .. }
@@ -538,6 +663,8 @@ fn document_line(after: &ReturnState, d: &DispositionLine) -> Option<ActionLine>
         reason_code: None,
         location: None,
         vendor: None,
+        uom: None,
+        order_line_ref: None,
     })
 }
 
@@ -601,6 +728,8 @@ fn credit_memo(before: &ReturnState, after: &ReturnState) -> Option<Vec<ActionLi
                 reason_code: None,
                 location: None,
                 vendor: None,
+                uom: None,
+                order_line_ref: None,
             })
         })
         .collect();
@@ -696,7 +825,8 @@ pub fn feedback(action: &Action, result: &ActionResult, system: &ExternalRef) ->
             | ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::CarrierVoidLabel
-            | ActionKind::PortalStatus,
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification,
             _,
         ) => None,
     }

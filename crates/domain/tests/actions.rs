@@ -4,8 +4,10 @@
 
 mod support;
 
-use backhaul_domain::action::{ActionKind, ActionResult, actions, feedback};
-use backhaul_domain::model::{Disposition, FinancialDocumentKind};
+use backhaul_domain::action::{
+    ActionKind, ActionResult, PartnerDecision, Target, actions, feedback,
+};
+use backhaul_domain::model::{Channel, Disposition, FinancialDocumentKind};
 use backhaul_domain::{Command, ReturnState};
 use support::*;
 
@@ -42,6 +44,102 @@ fn a_new_return_is_published_and_approval_calls_for_the_systems() {
     let keys: std::collections::BTreeSet<String> =
         approved.iter().map(|a| a.delivery_key(2)).collect();
     assert_eq!(keys.len(), approved.len());
+}
+
+/// A request from an EDI partner, as the X12 mapping makes it: channel
+/// `edi`, the partner's request number as external reference `edi`, its
+/// line ids as the lines' `order_line_ref`.
+fn edi_request(lines: Vec<backhaul_domain::model::ReturnLine>) -> Command {
+    let mut request = request(
+        lines
+            .into_iter()
+            .map(|mut l| {
+                l.order_line_ref = Some(xref(&format!("LI-{}", l.line_no)));
+                l
+            })
+            .collect(),
+    );
+    request.channel = Channel::Edi;
+    request
+        .external_refs
+        .insert("edi".to_owned(), xref("RAR-2025-7"));
+    Command::Request {
+        return_id: return_id(),
+        request,
+        assessment: None,
+    }
+}
+
+#[test]
+fn an_edi_return_s_approval_answers_the_partner_line_by_line() {
+    let mut h = Harness::new();
+    h.accept(edi_request(vec![line(1, "SKU-A", 2), line(2, "SKU-B", 3)]));
+    let approved = act(&mut h, approve(&[(1, 1), (2, 0)], None));
+    assert_eq!(
+        kinds(&approved),
+        vec![
+            ActionKind::ErpReturnOrder,
+            ActionKind::WmsExpectedReceipt,
+            ActionKind::CarrierLabel,
+            ActionKind::EdiRmaNotification,
+            ActionKind::PortalStatus,
+        ]
+    );
+    let notification = &approved[3];
+    assert_eq!(notification.target(), Target::Edi);
+    let answer = notification.answer.as_ref().expect("an answer");
+    assert_eq!(answer.decision, PartnerDecision::Approved);
+    assert_eq!(answer.request_ref, Some(xref("RAR-2025-7")));
+    assert_eq!(answer.reason, None);
+    assert_eq!(answer.at, h.now);
+    // Every line the partner asked for, the refused one at zero, with its
+    // unit and the partner's own line id.
+    let lines: Vec<(u32, String, Option<String>, Option<String>)> = notification
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.line_no.get(),
+                l.quantity.to_string(),
+                l.uom.as_ref().map(ToString::to_string),
+                l.order_line_ref.as_ref().map(ToString::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (1, "1".into(), Some("EA".into()), Some("LI-1".into())),
+            (2, "0".into(), Some("EA".into()), Some("LI-2".into())),
+        ]
+    );
+    // The ERP's return order still carries only what was authorised.
+    assert_eq!(approved[0].lines.len(), 1);
+}
+
+#[test]
+fn an_edi_return_s_rejection_answers_the_partner_with_nothing_authorised() {
+    let mut h = Harness::new();
+    h.accept(edi_request(vec![line(1, "SKU-A", 2)]));
+    let rejected = act(&mut h, reject("outside the return window"));
+    assert_eq!(
+        kinds(&rejected),
+        vec![ActionKind::EdiRmaNotification, ActionKind::PortalStatus]
+    );
+    let answer = rejected[0].answer.as_ref().expect("an answer");
+    assert_eq!(answer.decision, PartnerDecision::Rejected);
+    assert_eq!(answer.reason.as_deref(), Some("outside the return window"));
+    assert!(rejected[0].lines.iter().all(|l| l.quantity.is_zero()));
+    assert_eq!(rejected[0].lines.len(), 1);
+}
+
+#[test]
+fn returns_from_other_channels_never_call_for_a_partner_answer() {
+    let mut h = Harness::new();
+    h.accept(request_cmd(vec![line(1, "SKU-A", 2)]));
+    let rejected = act(&mut h, reject("outside the return window"));
+    assert_eq!(kinds(&rejected), vec![ActionKind::PortalStatus]);
+    assert!(rejected.iter().all(|a| a.answer.is_none()));
 }
 
 #[test]
@@ -488,7 +586,8 @@ fn every_erp_kind_but_the_return_order_waits_for_it() {
             ActionKind::ErpReturnOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::CarrierLabel
-            | ActionKind::PortalStatus => &[],
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification => &[],
         };
         assert_eq!(kind.requires(), expected, "{kind:?}");
         assert_eq!(ActionKind::parse(kind.as_str()), Some(kind));
@@ -500,6 +599,8 @@ fn every_erp_kind_but_the_return_order_waits_for_it() {
     assert_eq!(ActionKind::ErpSupplierClaim.suggested_owner(), "finance");
     assert_eq!(ActionKind::ErpRepairOrder.suggested_owner(), "warehouse");
     assert_eq!(ActionKind::ErpReplacementOrder.suggested_owner(), "support");
+    assert_eq!(ActionKind::EdiRmaNotification.target(), Target::Edi);
+    assert_eq!(Target::parse("edi"), Some(Target::Edi));
 }
 
 #[test]

@@ -153,7 +153,8 @@ impl Sink for FakeSink {
                 ActionKind::WmsExpectedReceipt
                 | ActionKind::WmsCancelExpectedReceipt
                 | ActionKind::ErpCancelReturnOrder
-                | ActionKind::CarrierVoidLabel => ActionResult::Accepted,
+                | ActionKind::CarrierVoidLabel
+                | ActionKind::EdiRmaNotification => ActionResult::Accepted,
             };
             s.created.insert(request.key.to_owned(), result.clone());
             Ok(result)

@@ -6,17 +6,26 @@
 // Helpers outside #[test] functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use backhaul_domain::Command;
+use backhaul_domain::action::{Action, Target};
 use backhaul_domain::command::Approve;
+use backhaul_domain::model::LineQuantity;
 use backhaul_domain::model::ReturnRequest;
-use backhaul_domain::values::{ReturnId, Sku};
-use backhaul_engine::{CommandMeta, Engine, EngineConfig, ManualClock};
+use backhaul_domain::values::{LineNo, Quantity, ReturnId, Sku};
+use backhaul_engine::{
+    CommandMeta, DeliveryRequest, Dispatcher, DispatcherConfig, Engine, EngineConfig, ManualClock,
+};
 use backhaul_filedrop::{DropConfig, FileDrop, FileReport, validate_all};
-use backhaul_store::{AnyStore, SqliteStore, SqliteSync, SummaryFilter};
+use backhaul_master::MasterData;
+use backhaul_store::{
+    AnyStore, DeliveryFilter, DeliveryStore, SqliteStore, SqliteSync, SummaryFilter,
+};
+use backhaul_x12::Interchange;
+use backhaul_x12::ts180::notifications;
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -26,28 +35,38 @@ struct Hub {
     engine: Engine,
     store: AnyStore,
     dir: tempfile::TempDir,
+    /// The connected systems actions are written for (none by default).
+    outbound: BTreeSet<Target>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
 
 impl Hub {
     async fn start() -> Hub {
+        Hub::connected_to(BTreeSet::new()).await
+    }
+
+    /// A hub that writes actions for `outbound` into its outbox.
+    async fn connected_to(outbound: BTreeSet<Target>) -> Hub {
         let dir = tempfile::tempdir().unwrap();
         let store = AnyStore::Sqlite(
             SqliteStore::open(&dir.path().join("hub.db"), SqliteSync::Normal)
                 .await
                 .unwrap(),
         );
-        Hub::on(store, dir)
+        Hub::on(store, dir, outbound)
     }
 
-    fn on(store: AnyStore, dir: tempfile::TempDir) -> Hub {
+    fn on(store: AnyStore, dir: tempfile::TempDir, outbound: BTreeSet<Target>) -> Hub {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 15, 10, 15, 0).unwrap());
         let engine = Engine::start(
             store.clone(),
-            EngineConfig::default(),
+            EngineConfig {
+                outbound: outbound.clone(),
+                ..EngineConfig::default()
+            },
             Arc::new(clock),
             &tracker,
             shutdown.child_token(),
@@ -56,6 +75,7 @@ impl Hub {
             engine,
             store,
             dir,
+            outbound,
             shutdown,
             tracker,
         }
@@ -67,7 +87,7 @@ impl Hub {
         self.shutdown.cancel();
         self.tracker.close();
         self.tracker.wait().await;
-        Hub::on(self.store, self.dir)
+        Hub::on(self.store, self.dir, self.outbound)
     }
 
     fn path(&self, sub: &str) -> PathBuf {
@@ -879,6 +899,216 @@ async fn an_interchange_for_another_receiver_is_rejected() {
     let file = scan_one(&drop).await;
     assert!(hub.returns().await.is_empty());
     assert!(file.refused.as_deref().unwrap().contains("SOMEONEELSE"));
+    hub.stop().await;
+}
+
+/// The connector answering EDI partners, writing into `out`.
+fn x12_partner(out: &Path) -> Arc<dyn backhaul_engine::Sink> {
+    let section = format!(
+        r#"
+[edi]
+kind = "x12-partner"
+[edi.x12_partner]
+outbound_dir = {:?}
+sender_qualifier = "ZZ"
+sender_id = "BACKHAUL"
+[edi.x12_partner.partners.MM-0042]
+receiver_qualifier = "ZZ"
+receiver_id = "MEGAMART"
+usage = "P"
+"#,
+        out.display().to_string()
+    );
+    let connectors: BTreeMap<String, backhaul_connectors::ConnectorConfig> =
+        toml::from_str(&section).unwrap();
+    let mut sinks = backhaul_connectors::build(&connectors, &BTreeMap::new()).unwrap();
+    sinks.remove(0).0
+}
+
+/// The 180 files in `dir`, by name, with their text.
+fn edi_files(dir: &Path) -> Vec<(String, String)> {
+    files_in(dir)
+        .into_iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+            (name, text)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_edi_return_approved_or_rejected_is_answered_with_a_180_to_the_partner() {
+    let hub = Hub::connected_to(BTreeSet::from([Target::Edi])).await;
+    let out = hub.path("partner-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let sink = x12_partner(&out);
+    let dispatcher = Dispatcher::new(
+        hub.engine.clone(),
+        DispatcherConfig::default(),
+        vec![(sink.clone(), backhaul_engine::DeliveryPolicy::default())],
+    )
+    .unwrap();
+    let drop = x12_drop(&hub);
+    hub.put(
+        "edi",
+        "megamart-4711.edi",
+        &interchange(
+            &[
+                set("0001", "RAR-1", &LINE_A, None),
+                set(
+                    "0002",
+                    "RAR-2",
+                    &[LINE_A.as_slice(), LINE_B.as_slice()].concat(),
+                    None,
+                ),
+            ],
+            1,
+        ),
+    );
+    let file = scan_one(&drop).await;
+    assert_eq!(file.applied(), 2);
+    let id_of = |reference: &str| {
+        let item = file
+            .items
+            .iter()
+            .find(|i| i.reference == reference)
+            .unwrap();
+        ReturnId::parse(item.return_id.as_deref().unwrap()).unwrap()
+    };
+    let (rejected, approved) = (id_of("4711/0001"), id_of("4711/0002"));
+    let meta = || CommandMeta {
+        partner: "support".into(),
+        ..CommandMeta::default()
+    };
+    // Nothing goes to the partner while the returns wait for a decision.
+    assert_eq!(dispatcher.run_once().await.unwrap().claimed, 0);
+
+    // Line 001 authorised for one of its two units, line 002 for none.
+    let lq = |n: u32, units: u32| LineQuantity {
+        line_no: LineNo::parse(n).unwrap(),
+        quantity: Quantity::from_units(units),
+    };
+    hub.engine
+        .execute(
+            approved,
+            Command::Approve(Approve {
+                lines: vec![lq(1, 1), lq(2, 0)],
+                expires_at: None,
+            }),
+            meta(),
+        )
+        .await
+        .unwrap();
+    let report = dispatcher.run_once().await.unwrap();
+    assert_eq!((report.claimed, report.delivered), (1, 1), "{report:?}");
+
+    let written = edi_files(&out);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let (name, text) = &written[0];
+    assert!(
+        name.starts_with("180-MEGAMART-") && name.ends_with(".edi"),
+        "{name}"
+    );
+    let interchange = Interchange::parse_valid(text.as_bytes()).unwrap();
+    assert!(
+        interchange.validate().is_empty(),
+        "{:?}",
+        interchange.validate()
+    );
+    assert_eq!(interchange.receiver(), ("ZZ", "MEGAMART"));
+    let rma = notifications(&interchange).remove(0).unwrap();
+    assert_eq!(rma.rma_number, approved.rma_number());
+    assert_eq!(
+        rma.request_reference, "RAR-2",
+        "BGN06: the partner's request"
+    );
+    assert_eq!(rma.partner.id, "MM-0042");
+    let lines: Vec<(&str, &str, String, Option<&str>)> = rma
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.line_id.as_str(),
+                l.sku.as_str(),
+                l.quantity.to_string(),
+                l.disposition.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("001", "SKU-AX100", "1".to_owned(), Some("RA")),
+            ("002", "SKU-CB22", "0".to_owned(), Some("RD")),
+        ]
+    );
+
+    // The same delivery once more (a crash after the file was renamed):
+    // the same file, the same control numbers.
+    let delivery = hub
+        .store
+        .list_deliveries(&DeliveryFilter {
+            target: Some("edi".into()),
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let action: Action = serde_json::from_str(delivery.payload.as_str()).unwrap();
+    sink.deliver(DeliveryRequest {
+        delivery_id: delivery.id,
+        key: &delivery.delivery_key,
+        attempt: 2,
+        action: &action,
+        prerequisites: &BTreeMap::new(),
+        correlation_id: delivery.correlation_id,
+        master: &MasterData::empty(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(edi_files(&out), written);
+
+    // The other request refused: every line denied, the reason in RDR04.
+    hub.engine
+        .execute(
+            rejected,
+            Command::Reject {
+                reason: "outside the return window".into(),
+            },
+            meta(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(dispatcher.run_once().await.unwrap().delivered, 1);
+    let written = edi_files(&out);
+    assert_eq!(written.len(), 2);
+    let (_, text) = written
+        .iter()
+        .find(|(_, text)| text.contains("RAR-1~"))
+        .unwrap();
+    let interchange = Interchange::parse_valid(text.as_bytes()).unwrap();
+    assert!(interchange.validate().is_empty());
+    let rma = notifications(&interchange).remove(0).unwrap();
+    assert_eq!(rma.rma_number, rejected.rma_number());
+    assert_eq!(rma.request_reference, "RAR-1");
+    assert_eq!(rma.lines.len(), 1);
+    assert!(rma.lines[0].quantity.is_zero());
+    assert_eq!(rma.lines[0].disposition.as_deref(), Some("RD"));
+    assert_eq!(
+        rma.lines[0].description.as_deref(),
+        Some("outside the return window")
+    );
+    // Each interchange has its own control number.
+    let controls: BTreeSet<String> = edi_files(&out)
+        .iter()
+        .map(|(_, text)| {
+            Interchange::parse_valid(text.as_bytes())
+                .unwrap()
+                .control_number()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(controls.len(), 2);
     hub.stop().await;
 }
 

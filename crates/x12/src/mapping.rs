@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use backhaul_domain::action::EDI_REFERENCE;
 use backhaul_domain::model::{Channel, RequestedOutcome, ReturnLine, ReturnRequest};
 use backhaul_domain::values::{
     Currency, CustomerAccount, ExternalRef, LineNo, Money, OrderRef, Quantity, ReasonCode,
@@ -105,7 +106,7 @@ pub fn to_return_request(
         currency: settings.currency,
         site: settings.site.clone(),
         region: None,
-        external_refs: BTreeMap::from([("edi".to_owned(), edi_ref)]),
+        external_refs: BTreeMap::from([(EDI_REFERENCE.to_owned(), edi_ref)]),
         lines,
     })
 }

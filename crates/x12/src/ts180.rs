@@ -4,13 +4,16 @@
 //! | segment | where | elements used |
 //! |---|---|---|
 //! | BGN | heading | 01 purpose, 02 reference, 03 date (CCYYMMDD), 06 original reference |
-//! | RDR | heading, BLI loop | 02 return request reason code |
+//! | RDR | heading, BLI loop | 01 returns disposition code (`RA` authorised, `RD` denied: the answer to a line), 02 return request reason code, 04 description |
 //! | PRF | heading, BLI loop | 01 purchase order number |
 //! | N1  | heading loop | 01 entity (`BY` buyer, `SF` ship-from…), 02 name, 03/04 id qualifier and code |
 //! | BLI | detail loop start | 01/02 first product id pair, 03 quantity, 04 unit, 05/06 price id and unit price, 08-13 further id pairs |
 //! | N9  | BLI loop | `LI` qualifier: the partner's line id |
 //!
-//! A heading RDR or PRF applies to every line that has none of its own.
+//! A heading RDR or PRF applies to every line that has none of its own. A
+//! line's RDR needs RDR01 or RDR02: requests give the reason, answers the
+//! disposition (RDR02 and RDR03 exclude each other, and RDR03, the
+//! response reason, is not used).
 //! Other segments (DTM, PER, N2-N4, SAC…) are skipped, not rejected, so that
 //! partners sending more than the subset are still understood. The layout
 //! follows the public X12 180 table (BLI detail loop with N9, RDR, PRF); it
@@ -66,6 +69,12 @@ pub struct Line {
     pub uom: String,
     /// RDR02, the partner's reason code.
     pub reason_code: Option<String>,
+    /// RDR01, the returns disposition code: on an answer, `RA` (return
+    /// with the authorisation number) or `RD` (request denied).
+    pub disposition: Option<String>,
+    /// RDR04, free text clarifying the RDR (why a line was denied), 1 to
+    /// 80 characters; written only with RDR01 or RDR02.
+    pub description: Option<String>,
     /// BLI06.
     pub unit_price: Option<Decimal>,
     /// PRF01, the original purchase order.
@@ -242,9 +251,42 @@ fn write_line(body: &mut Body, line: &Line) -> Result<(), Error> {
     }
     body.push("BLI", "BLI", &elements)?;
     body.push("N9", "N9", &["LI", &line.line_id])?;
-    if let Some(reason) = &line.reason_code {
-        non_empty("RDR02 reason", reason)?;
-        body.push("RDR", "RDR", &["", reason])?;
+    if line.reason_code.is_some() || line.disposition.is_some() || line.description.is_some() {
+        if let Some(reason) = &line.reason_code {
+            non_empty("RDR02 reason", reason)?;
+        }
+        if let Some(code) = &line.disposition
+            && code.len() != 2
+        {
+            return Err(Error::Write {
+                field: "RDR01 disposition",
+                message: format!("{code:?} must be 2 characters"),
+            });
+        }
+        if let Some(text) = &line.description {
+            if text.is_empty() || text.chars().count() > 80 {
+                return Err(Error::Write {
+                    field: "RDR04 description",
+                    message: format!("{text:?} must be 1 to 80 characters"),
+                });
+            }
+            if line.reason_code.is_none() && line.disposition.is_none() {
+                return Err(Error::Write {
+                    field: "RDR04 description",
+                    message: "is written only with RDR01 or RDR02".into(),
+                });
+            }
+        }
+        body.push(
+            "RDR",
+            "RDR",
+            &[
+                line.disposition.as_deref().unwrap_or(""),
+                line.reason_code.as_deref().unwrap_or(""),
+                "",
+                line.description.as_deref().unwrap_or(""),
+            ],
+        )?;
     }
     if let Some(order) = &line.order_ref {
         non_empty("PRF01 order", order)?;
@@ -379,7 +421,14 @@ impl Document {
                     id: seg.element(4).to_owned(),
                 }),
                 ("RDR", None) => heading_reason = optional(seg, 2),
-                ("RDR", Some(draft)) => draft.line.reason_code = Some(required(seg, 2)?.to_owned()),
+                ("RDR", Some(draft)) => {
+                    draft.line.disposition = optional(seg, 1);
+                    draft.line.reason_code = match draft.line.disposition {
+                        Some(_) => optional(seg, 2),
+                        None => Some(required(seg, 2)?.to_owned()),
+                    };
+                    draft.line.description = optional(seg, 4);
+                }
                 ("PRF", None) => heading_order = Some(required(seg, 1)?.to_owned()),
                 ("PRF", Some(draft)) => draft.line.order_ref = Some(required(seg, 1)?.to_owned()),
                 ("N9", Some(draft)) if seg.element(1) == "LI" => {
@@ -494,6 +543,8 @@ fn read_bli(seg: &Segment, ordinal: usize) -> Result<Draft, Error> {
             quantity,
             uom,
             reason_code: None,
+            disposition: None,
+            description: None,
             unit_price,
             order_ref: None,
         },

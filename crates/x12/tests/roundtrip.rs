@@ -49,9 +49,14 @@ fn line() -> impl Strategy<Value = Line> {
         proptest::option::of("[A-Z0-9]{2}"),
         proptest::option::of(decimal()),
         proptest::option::of(code()),
+        // An answer's RDR01, with or without an RDR04 text.
+        proptest::option::of((
+            prop::sample::select(vec!["RA", "RD", "PA"]),
+            proptest::option::of("[A-Z][A-Z0-9 .-]{0,20}"),
+        )),
     )
         .prop_map(
-            |(line_id, sku, ids, quantity, uom, reason_code, unit_price, order_ref)| Line {
+            |(line_id, sku, ids, quantity, uom, reason_code, unit_price, order_ref, answer)| Line {
                 line_id,
                 sku,
                 other_ids: ids
@@ -64,6 +69,8 @@ fn line() -> impl Strategy<Value = Line> {
                 quantity,
                 uom,
                 reason_code,
+                disposition: answer.as_ref().map(|(code, _)| (*code).to_owned()),
+                description: answer.and_then(|(_, text)| text),
                 unit_price,
                 order_ref,
             },

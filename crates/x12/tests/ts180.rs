@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use backhaul_domain::model::{Channel, RequestedOutcome};
 use backhaul_domain::values::{Currency, ReasonCode, SiteCode};
 use backhaul_x12::mapping::{MappingSettings, to_return_request};
-use backhaul_x12::ts180::requests;
+use backhaul_x12::ts180::{notifications, requests};
 use backhaul_x12::{Error, Interchange, Problem, ProductId};
 use chrono::NaiveDate;
 use common::with_body;
@@ -157,5 +157,46 @@ fn unsupported_version_names_gs08() {
     assert_eq!(
         err.to_string(),
         "segment 2 (GS), element 8: version \"003050\" is not supported (004010 or 005010)"
+    );
+}
+
+#[test]
+fn a_line_s_rdr_carries_the_answer_or_the_reason() {
+    let input = with_body(&[
+        "BGN*11*RMA-1*20240312***RAR-1",
+        "N1*BY**92*B1",
+        "BLI*SK*S1*0*EA",
+        "N9*LI*001",
+        "RDR*RD****",
+        "BLI*SK*S2*1*EA",
+        "N9*LI*002",
+        "RDR*RA*DM**NOT DAMAGED ON ARRIVAL",
+    ]);
+    let interchange = Interchange::parse_valid(input.as_bytes()).unwrap();
+    let rma = notifications(&interchange).remove(0).unwrap();
+    assert_eq!(rma.request_reference, "RAR-1");
+    let first = &rma.lines[0];
+    assert_eq!(
+        (first.disposition.as_deref(), first.reason_code.as_deref()),
+        (Some("RD"), None)
+    );
+    let second = &rma.lines[1];
+    assert_eq!(second.disposition.as_deref(), Some("RA"));
+    assert_eq!(second.reason_code.as_deref(), Some("DM"));
+    assert_eq!(
+        second.description.as_deref(),
+        Some("NOT DAMAGED ON ARRIVAL")
+    );
+
+    // Neither a disposition nor a reason: nothing to read.
+    let err = content_error(&[
+        "BGN*00*R*20240312",
+        "N1*BY**92*B1",
+        "BLI*SK*S1*1*EA",
+        "RDR***XX",
+    ]);
+    assert_eq!(
+        err.to_string(),
+        "segment 7 (RDR), element 2: RDR02 is required"
     );
 }

@@ -234,7 +234,8 @@ impl Sink for DynamicsBcSink {
                 | ActionKind::WmsCancelExpectedReceipt
                 | ActionKind::CarrierLabel
                 | ActionKind::CarrierVoidLabel
-                | ActionKind::PortalStatus => Err(vendor::unsupported(
+                | ActionKind::PortalStatus
+                | ActionKind::EdiRmaNotification => Err(vendor::unsupported(
                     kind,
                     "Business Central",
                     "it is an action for another target",

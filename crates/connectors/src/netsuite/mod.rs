@@ -359,7 +359,8 @@ impl Sink for NetSuiteSink {
                 | ActionKind::WmsCancelExpectedReceipt
                 | ActionKind::CarrierLabel
                 | ActionKind::CarrierVoidLabel
-                | ActionKind::PortalStatus => Err(vendor::unsupported(
+                | ActionKind::PortalStatus
+                | ActionKind::EdiRmaNotification => Err(vendor::unsupported(
                     kind,
                     "NetSuite",
                     "it is an action for another target",

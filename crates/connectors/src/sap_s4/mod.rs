@@ -425,7 +425,8 @@ impl Sink for SapSink {
                 | ActionKind::WmsCancelExpectedReceipt
                 | ActionKind::CarrierLabel
                 | ActionKind::CarrierVoidLabel
-                | ActionKind::PortalStatus => Err(vendor::unsupported(
+                | ActionKind::PortalStatus
+                | ActionKind::EdiRmaNotification => Err(vendor::unsupported(
                     kind,
                     "SAP S/4HANA",
                     "it is an action for another target",

@@ -51,7 +51,8 @@ impl Mapping for CarrierMapping {
             | ActionKind::ErpReplacementOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
-            | ActionKind::PortalStatus => Err(SinkError::business(
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification => Err(SinkError::business(
                 "unsupported_action",
                 format!("the carrier connector does not handle {}", a.kind.as_str()),
             )),
@@ -82,7 +83,8 @@ impl Mapping for CarrierMapping {
             | ActionKind::ErpReplacementOrder
             | ActionKind::WmsExpectedReceipt
             | ActionKind::WmsCancelExpectedReceipt
-            | ActionKind::PortalStatus => Ok(ActionResult::Accepted),
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification => Ok(ActionResult::Accepted),
         }
     }
 }

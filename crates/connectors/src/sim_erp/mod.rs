@@ -176,7 +176,8 @@ impl Mapping for ErpMapping {
             | ActionKind::WmsCancelExpectedReceipt
             | ActionKind::CarrierLabel
             | ActionKind::CarrierVoidLabel
-            | ActionKind::PortalStatus => return Err(unsupported()),
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification => return Err(unsupported()),
         };
         Ok(WireRequest {
             method: Method::POST,

@@ -48,7 +48,8 @@ impl Mapping for WmsMapping {
             | ActionKind::ErpReplacementOrder
             | ActionKind::CarrierLabel
             | ActionKind::CarrierVoidLabel
-            | ActionKind::PortalStatus => Err(SinkError::business(
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification => Err(SinkError::business(
                 "unsupported_action",
                 format!("the WMS connector does not handle {}", a.kind.as_str()),
             )),
@@ -68,7 +69,8 @@ impl Mapping for WmsMapping {
             | ActionKind::ErpReplacementOrder
             | ActionKind::CarrierLabel
             | ActionKind::CarrierVoidLabel
-            | ActionKind::PortalStatus => Ok(ActionResult::Accepted),
+            | ActionKind::PortalStatus
+            | ActionKind::EdiRmaNotification => Ok(ActionResult::Accepted),
         }
     }
 }

@@ -49,7 +49,8 @@ pub(super) async fn deliver(
         | ActionKind::WmsCancelExpectedReceipt
         | ActionKind::CarrierLabel
         | ActionKind::CarrierVoidLabel
-        | ActionKind::PortalStatus => Err(SinkError::business(
+        | ActionKind::PortalStatus
+        | ActionKind::EdiRmaNotification => Err(SinkError::business(
             "unsupported_action",
             format!(
                 "the Tryton connector does not handle {} (Tryton's standard modules have no such document)",

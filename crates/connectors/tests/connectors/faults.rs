@@ -9,7 +9,7 @@ use backhaul_sim::{Faults, SimConfig};
 use rust_decimal::Decimal;
 
 use crate::helpers::{
-    action, assert_business, assert_technical, connect, connect_with, delivered,
+    SIMULATED, action, assert_business, assert_technical, connect, connect_with, delivered,
     first_primary_result, number_of, primary, sim_kind,
 };
 
@@ -22,7 +22,7 @@ fn faulty(target: Target, faults: Faults) -> SimConfig {
 
 #[tokio::test]
 async fn a_throttled_delivery_is_technical_and_carries_retry_after() {
-    for target in Target::ALL {
+    for target in SIMULATED {
         // One request per second and no burst: the second request at the
         // same (manual) instant finds the bucket empty.
         let connected = connect_with(faulty(
@@ -73,7 +73,7 @@ async fn a_throttled_delivery_goes_through_once_the_wait_is_over() {
 
 #[tokio::test]
 async fn a_transient_error_is_technical_and_nothing_is_stored() {
-    for target in Target::ALL {
+    for target in SIMULATED {
         let connected = connect_with(faulty(
             target,
             Faults {
@@ -93,7 +93,7 @@ async fn a_transient_error_is_technical_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn a_lost_response_is_technical_although_the_posting_is_stored() {
-    for target in Target::ALL {
+    for target in SIMULATED {
         let connected = connect_with(faulty(
             target,
             Faults {
@@ -112,7 +112,7 @@ async fn a_lost_response_is_technical_although_the_posting_is_stored() {
 
 #[tokio::test]
 async fn the_retry_after_a_lost_response_returns_the_original_answer() {
-    for target in Target::ALL {
+    for target in SIMULATED {
         let connected = connect_with(faulty(
             target,
             Faults {

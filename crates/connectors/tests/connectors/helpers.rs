@@ -27,12 +27,19 @@ pub(crate) fn start_time() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 3, 9, 0, 0).unwrap()
 }
 
+/// The targets with a simulator (`backhaul-sim`), which the contract,
+/// mapping and fault tables run over. The `edi` target's connector writes
+/// files instead and passes the same contract in `x12_partner`.
+pub(crate) const SIMULATED: [Target; 4] =
+    [Target::Erp, Target::Wms, Target::Carrier, Target::Portal];
+
 pub(crate) fn sim_kind(target: Target) -> SimKind {
     match target {
         Target::Erp => SimKind::Erp,
         Target::Wms => SimKind::Wms,
         Target::Carrier => SimKind::Carrier,
         Target::Portal => SimKind::Portal,
+        Target::Edi => panic!("the edi target has no simulator"),
     }
 }
 
@@ -51,6 +58,7 @@ pub(crate) fn connector_kind(target: Target) -> ConnectorKind {
         Target::Wms => ConnectorKind::SimWms,
         Target::Carrier => ConnectorKind::SimCarrier,
         Target::Portal => ConnectorKind::SimPortal,
+        Target::Edi => ConnectorKind::X12Partner,
     }
 }
 
@@ -115,6 +123,7 @@ pub(crate) fn config(target: Target, url: &str) -> ConnectorConfig {
         rest_carrier: None,
         soap: None,
         subscribers: Vec::new(),
+        x12_partner: None,
     }
 }
 
@@ -244,6 +253,21 @@ pub(crate) fn action(kind: ActionKind) -> Action {
             "version": 3,
             "at": "2025-03-03T09:00:00Z",
         }}),
+        // The answer to a partner's request: line 2 authorised for fewer
+        // units than asked, in the partner's own line ids.
+        ActionKind::EdiRmaNotification => json!({
+            "lines": [
+                { "line_no": 1, "sku": "SKU-A", "quantity": "2", "uom": "EA",
+                  "order_line_ref": "001" },
+                { "line_no": 2, "sku": "SKU-B", "quantity": "0", "uom": "CA",
+                  "order_line_ref": "002" },
+            ],
+            "answer": {
+                "decision": "approved",
+                "request_ref": "RAR-2025-0042",
+                "at": "2025-03-03T09:00:00Z",
+            },
+        }),
         ActionKind::WmsCancelExpectedReceipt
         | ActionKind::ErpCancelReturnOrder
         | ActionKind::CarrierLabel => json!({}),
@@ -266,6 +290,7 @@ pub(crate) fn primary(target: Target) -> ActionKind {
         Target::Wms => ActionKind::WmsExpectedReceipt,
         Target::Carrier => ActionKind::CarrierLabel,
         Target::Portal => ActionKind::PortalStatus,
+        Target::Edi => ActionKind::EdiRmaNotification,
     }
 }
 
@@ -283,6 +308,8 @@ pub(crate) fn first_primary_result(target: Target) -> ActionResult {
             expires_at: Some(start_time() + Duration::days(14)),
         }),
         Target::Portal => ActionResult::Accepted,
+        // The interchange control number of delivery 1.
+        Target::Edi => document("000000001"),
     }
 }
 

@@ -7,7 +7,8 @@
 //! Layout:
 //! - `helpers`: simulators on a manual clock, connectors built with
 //!   `backhaul_connectors::build`, the canonical actions the tests deliver.
-//! - `contract`: what every connector does, as one table over the four.
+//! - `contract`: what every connector does, as one table over the four
+//!   simulated targets.
 //! - `mapping`: the bodies each connector sends, compared with fixtures.
 //! - `prerequisites`: actions that refer to an earlier action's number.
 //! - `faults`: technical and business failures of the simulators and how
@@ -32,6 +33,9 @@
 //!   files refused at build.
 //! - `webhook`: signed webhooks to subscribers on a socket: signatures,
 //!   filters, fan-out retries, classification, configuration refusals.
+//! - `x12_partner`: X12 180 files to EDI partners: the file against the
+//!   fixture in `src/x12_partner/fixtures` and read back, retries writing
+//!   one file, the contract on files, configuration refusals.
 
 // A test fails by panicking; clippy's test exemption does not reach the
 // helpers of an integration test binary.
@@ -56,3 +60,4 @@ mod soap;
 mod tls;
 mod tracking;
 mod webhook;
+mod x12_partner;
