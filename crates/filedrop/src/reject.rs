@@ -139,4 +139,7 @@ pub enum ItemOutcome {
     Duplicate,
     /// Not applied; its rows are in the reject file.
     Rejected,
+    /// A partner's acknowledgement of something the hub sent (an X12
+    /// 997): read and recorded, nothing to apply.
+    Acknowledgement,
 }

@@ -77,6 +77,11 @@ impl FileReport {
     pub fn rejected(&self) -> usize {
         self.count(ItemOutcome::Rejected)
     }
+
+    /// Partners' acknowledgements of what the hub sent (X12 997s).
+    pub fn acknowledgements(&self) -> usize {
+        self.count(ItemOutcome::Acknowledgement)
+    }
 }
 
 /// What the engine said to one request or receipt.

@@ -17,6 +17,12 @@
 //!   request the hub refuses): that set is not applied (AK5 R), the
 //!   others are.
 //!
+//! A group of 997s (`FA`: the partner acknowledging the 180s the
+//! `x12-partner` connector sent) is read, not applied and never answered:
+//! each 997 is an item of the file's summary saying what the partner made
+//! of our group (its control number is the outbox delivery id), and one
+//! that is not an acceptance is logged as a warning.
+//!
 //! The 997 is a functional acknowledgement, but a set the hub refused
 //! (unmapped code, zero quantity) is reported as rejected in it too (AK5 R
 //! with AK3 at the ST), so the partner learns of it in the answer it
@@ -32,8 +38,9 @@
 use backhaul_engine::Inbox;
 use backhaul_x12::error::{Location, Problem as X12Problem};
 use backhaul_x12::{
-    AckOutcome, Error as X12Error, Interchange, InterchangeHeader, ReplyEnvelope, TransactionSet,
-    generate_997, generate_ta1, mapping, ts180,
+    AckOutcome, AckStatus, Error as X12Error, Group, Interchange, InterchangeHeader, ReplyEnvelope,
+    TransactionSet, generate_997, generate_ta1, is_acknowledgement, mapping, needs_997, read_997,
+    ts180,
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -149,6 +156,12 @@ pub(crate) async fn process(
     let mut parsed = requests.into_iter();
     let (sender_q, sender_id) = interchange.sender();
     for group in interchange.groups() {
+        if is_acknowledgement(group) {
+            for set in group.sets() {
+                acknowledgement(&mut out, group, set, &errors);
+            }
+            continue;
+        }
         let (gs, ge) = (group.header().position(), group.trailer().position());
         let group_error = errors
             .iter()
@@ -280,11 +293,86 @@ pub(crate) async fn process(
             }
         }
     }
-    match generate_997(&interchange, &AckOutcome { reply, errors }) {
-        Ok(ack) => out.ack = Some((ack_name("997", &header), ack)),
-        Err(e) => tracing::error!(error = %e, "cannot write the 997"),
+    // Acknowledgements are never acknowledged: a file of the partner's
+    // 997s alone gets no answer.
+    if needs_997(&interchange) {
+        match generate_997(&interchange, &AckOutcome { reply, errors }) {
+            Ok(ack) => out.ack = Some((ack_name("997", &header), ack)),
+            Err(e) => tracing::error!(error = %e, "cannot write the 997"),
+        }
     }
     Ok(out)
+}
+
+/// A partner's 997 answering an interchange the hub sent (the 180s of the
+/// `x12-partner` connector, whose group control number is the outbox
+/// delivery id): recorded in the file's summary, a rejection logged as a
+/// warning for operations; nothing to apply and nothing to answer.
+fn acknowledgement(out: &mut Processed, group: &Group, set: &TransactionSet, errors: &[X12Error]) {
+    let reference = format!("{}/{}", group.control_number(), set.control_number());
+    let lines = vec![
+        u64::try_from(set.header().position()).unwrap_or(u64::MAX),
+        u64::try_from(set.trailer().position()).unwrap_or(u64::MAX),
+    ];
+    let own = errors
+        .iter()
+        .find(|e| e.location().is_some_and(|at| within(set, at)))
+        .cloned();
+    let read = match own {
+        Some(e) => Err(e),
+        None => read_997(set),
+    };
+    match read {
+        Ok(ack) => {
+            let mut reason = format!(
+                "the partner's 997 for our group {} ({}): {}",
+                ack.group_control,
+                ack.functional_id,
+                ack.status.as_str()
+            );
+            if !ack.sets_not_accepted.is_empty() {
+                let sets: Vec<String> = ack
+                    .sets_not_accepted
+                    .iter()
+                    .map(|(control, status)| format!("{control} {}", status.as_str()))
+                    .collect();
+                reason.push_str(&format!("; sets not accepted: {}", sets.join(", ")));
+            }
+            if ack.status != AckStatus::Accepted || !ack.sets_not_accepted.is_empty() {
+                tracing::warn!(
+                    group_control = %ack.group_control,
+                    status = ack.status.as_str(),
+                    "a trading partner did not accept an interchange the hub sent \
+                     (the group control number is the x12-partner delivery's id)"
+                );
+            }
+            out.items.push(Item {
+                reference,
+                lines,
+                outcome: ItemOutcome::Acknowledgement,
+                return_id: None,
+                reason: Some(reason),
+            });
+        }
+        Err(e) => {
+            let p = problem(&e, code_of(&e));
+            out.rejects.push(
+                vec![
+                    group.control_number().to_owned(),
+                    set.control_number().to_owned(),
+                    String::new(),
+                ],
+                &p,
+            );
+            out.items.push(Item {
+                reference,
+                lines,
+                outcome: ItemOutcome::Rejected,
+                return_id: None,
+                reason: Some(format!("an unreadable 997 (not answered): {}", p.reason)),
+            });
+        }
+    }
 }
 
 /// A set the hub refused, as a content error at its ST (AK5 R).

@@ -1112,6 +1112,92 @@ async fn an_edi_return_approved_or_rejected_is_answered_with_a_180_to_the_partne
     hub.stop().await;
 }
 
+/// A group of the partner's 997s answering our group `group` (its 180
+/// set `group` too), with `ak5`/`ak9` the partner's verdicts.
+fn fa_group(group: &str, ak5: &str, ak9: &str) -> String {
+    format!(
+        "GS*FA*MEGAMART*BACKHAUL*20240313*1000*902*X*005010~\nST*997*0001~AK1*AR*{group}*005010~AK2*180*{group}~AK5*{ak5}~AK9*{ak9}~SE*6*0001~GE*1*902~\n"
+    )
+}
+
+fn fa_interchange(groups: &[String]) -> String {
+    format!(
+        "{}\n{}IEA*{}*000004711~\n",
+        ISA,
+        groups.concat(),
+        groups.len()
+    )
+}
+
+#[tokio::test]
+async fn a_partners_997_for_our_180_is_recorded_and_never_answered() {
+    let hub = Hub::start().await;
+    let drop = x12_drop(&hub);
+
+    hub.put(
+        "edi",
+        "997-accepted.edi",
+        &fa_interchange(&[fa_group("17", "A", "A*1*1*1")]),
+    );
+    let file = scan_one(&drop).await;
+    assert_eq!(file.acknowledgements(), 1, "{file:?}");
+    assert_eq!((file.applied(), file.rejected()), (0, 0), "{file:?}");
+    assert!(file.ack.is_none(), "an acknowledgement is not acknowledged");
+    assert!(file.refused.is_none());
+    let reason = file.items[0].reason.as_deref().unwrap();
+    assert!(reason.contains("our group 17 (AR): accepted"), "{reason}");
+
+    hub.put(
+        "edi",
+        "997-rejected.edi",
+        &fa_interchange(&[fa_group("18", "R*5", "R*1*1*0")]),
+    );
+    let file = scan_one(&drop).await;
+    assert_eq!(file.acknowledgements(), 1, "{file:?}");
+    assert!(file.ack.is_none());
+    let reason = file.items[0].reason.as_deref().unwrap();
+    assert!(reason.contains("our group 18 (AR): rejected"), "{reason}");
+    assert!(
+        reason.contains("sets not accepted: 18 rejected"),
+        "{reason}"
+    );
+
+    // A 997 that cannot be read is refused in the reject file, still not
+    // answered.
+    hub.put(
+        "edi",
+        "997-bad.edi",
+        &fa_interchange(&[fa_group("19", "Q", "A*1*1*1")]),
+    );
+    let file = scan_one(&drop).await;
+    assert_eq!(file.rejected(), 1, "{file:?}");
+    assert!(file.ack.is_none());
+    let rows = read_csv(file.rejects.as_ref().unwrap());
+    assert_eq!(rows[0]["field"], "AK501", "{rows:?}");
+
+    // Beside a group of 180s: the requests are applied and acknowledged,
+    // the 997s read; the reply acknowledges the 180 group alone.
+    let mixed = interchange(&[set("0001", "RAR-9", &LINE_A, None)], 2).replace(
+        "IEA*2*",
+        &format!("{}IEA*2*", fa_group("20", "A", "A*1*1*1")),
+    );
+    hub.put("edi", "mixed.edi", &mixed);
+    let file = scan_one(&drop).await;
+    assert_eq!(
+        (file.applied(), file.acknowledgements()),
+        (1, 1),
+        "{file:?}"
+    );
+    let reply = std::fs::read_to_string(file.ack.as_ref().unwrap()).unwrap();
+    let ak1: Vec<String> = segments_of(&reply)
+        .into_iter()
+        .filter(|s| s.starts_with("AK1"))
+        .collect();
+    assert_eq!(ak1, ["AK1*AN*4711*005010"], "{reply}");
+    assert_eq!(hub.returns().await.len(), 1);
+    hub.stop().await;
+}
+
 #[test]
 fn the_configuration_is_checked_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,6 +9,10 @@
 //! envelopes out of order) has no groups to acknowledge: [`generate_ta1`]
 //! answers it with a TA1 interchange acknowledgement saying rejected,
 //! provided its ISA could be read (without one there is nobody to answer).
+//!
+//! Acknowledgements are never acknowledged: a group of 997s (functional id
+//! `FA`, a partner answering the 180s we sent) gets no AK1 of its own, and
+//! [`read_997`] reads what it says about our groups and sets.
 
 use chrono::NaiveDateTime;
 
@@ -59,7 +63,7 @@ pub fn generate_997(received: &Interchange, outcome: &AckOutcome) -> Result<Stri
     });
 
     let mut body = Body::new(separators);
-    for group in received.groups() {
+    for group in received.groups().iter().filter(|g| !is_acknowledgement(g)) {
         let mut ak1 = vec![group.functional_id(), group.control_number()];
         if five {
             ak1.push(group.version());
@@ -117,6 +121,126 @@ pub fn generate_997(received: &Interchange, outcome: &AckOutcome) -> Result<Stri
         ack_requested: false,
     };
     write::interchange(&settings, "FA", "997", body)
+}
+
+/// Whether `group` holds functional acknowledgements (GS01 `FA`): a
+/// partner's 997s, which are read, never acknowledged.
+pub fn is_acknowledgement(group: &Group) -> bool {
+    group.functional_id() == "FA"
+}
+
+/// Whether `received` calls for a 997: it has a group other than
+/// acknowledgements.
+pub fn needs_997(received: &Interchange) -> bool {
+    received.groups().iter().any(|g| !is_acknowledgement(g))
+}
+
+/// AK901 / AK501: what the partner made of a group or set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckStatus {
+    /// `A`.
+    Accepted,
+    /// `E`: accepted, errors noted.
+    AcceptedWithErrors,
+    /// `P`: some sets accepted (groups only).
+    PartiallyAccepted,
+    /// `R`, or the 005010 security rejections `M`, `W`, `X`.
+    Rejected,
+}
+
+impl AckStatus {
+    fn parse(code: &str) -> Option<AckStatus> {
+        match code {
+            "A" => Some(AckStatus::Accepted),
+            "E" => Some(AckStatus::AcceptedWithErrors),
+            "P" => Some(AckStatus::PartiallyAccepted),
+            "R" | "M" | "W" | "X" => Some(AckStatus::Rejected),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckStatus::Accepted => "accepted",
+            AckStatus::AcceptedWithErrors => "accepted with errors",
+            AckStatus::PartiallyAccepted => "partially accepted",
+            AckStatus::Rejected => "rejected",
+        }
+    }
+}
+
+/// A partner's 997: what it says about one of the groups we sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedAck {
+    /// AK101: the functional id of the group it answers (`AR` for 180s).
+    pub functional_id: String,
+    /// AK102: that group's control number, ours.
+    pub group_control: String,
+    /// AK901.
+    pub status: AckStatus,
+    /// The sets (AK202, their control numbers) the partner did not accept
+    /// as they were, with AK501.
+    pub sets_not_accepted: Vec<(String, AckStatus)>,
+}
+
+/// Reads one 997 set of an `FA` group.
+pub fn read_997(set: &TransactionSet) -> Result<ReceivedAck, Error> {
+    if set.id() != "997" {
+        return Err(Error::Content {
+            at: set.header().at(Some(1)),
+            problem: Problem::Unsupported,
+            message: format!(
+                "transaction set {:?} in a group of acknowledgements (FA) is not a 997",
+                set.id()
+            ),
+        });
+    }
+    let missing = |id: &str| Error::Content {
+        at: set.trailer().at(None),
+        problem: Problem::MissingSegment,
+        message: format!("the 997 has no {id}"),
+    };
+    let status_of = |segment: &crate::interchange::Segment| {
+        AckStatus::parse(segment.element(1)).ok_or_else(|| Error::Content {
+            at: segment.at(Some(1)),
+            problem: Problem::InvalidValue,
+            message: format!(
+                "{}01 {:?} is not an acknowledgement code (A, E, P, R, M, W, X)",
+                segment.id(),
+                segment.element(1)
+            ),
+        })
+    };
+    let ak1 = set
+        .body()
+        .iter()
+        .find(|s| s.id() == "AK1")
+        .ok_or_else(|| missing("AK1"))?;
+    let ak9 = set
+        .body()
+        .iter()
+        .find(|s| s.id() == "AK9")
+        .ok_or_else(|| missing("AK9"))?;
+    let mut sets_not_accepted = Vec::new();
+    let mut current: Option<String> = None;
+    for segment in set.body() {
+        match segment.id() {
+            "AK2" => current = Some(segment.element(2).to_owned()),
+            "AK5" => {
+                let status = status_of(segment)?;
+                if status != AckStatus::Accepted {
+                    sets_not_accepted.push((current.take().unwrap_or_default(), status));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(ReceivedAck {
+        functional_id: ak1.element(1).to_owned(),
+        group_control: ak1.element(2).to_owned(),
+        status: status_of(ak9)?,
+        sets_not_accepted,
+    })
 }
 
 /// Writes AK2…AK5 for one set; returns whether it was accepted.

@@ -23,7 +23,10 @@ pub mod mapping;
 pub mod ts180;
 pub mod write;
 
-pub use ack::{AckOutcome, ReplyEnvelope, generate_997, generate_ta1};
+pub use ack::{
+    AckOutcome, AckStatus, ReceivedAck, ReplyEnvelope, generate_997, generate_ta1,
+    is_acknowledgement, needs_997, read_997,
+};
 pub use error::{Error, Location, Problem};
 pub use interchange::{Group, Interchange, InterchangeHeader, Segment, Separators, TransactionSet};
 pub use ts180::{

@@ -117,9 +117,15 @@ const PURPOSE_RESPONSE: &str = "11";
 
 /// Every 180 in the interchange, each parsed on its own so that one bad set
 /// does not hide the others (each is acknowledged separately).
+/// Groups of acknowledgements (`FA`) are not read here (see
+/// [`read_997`](crate::ack::read_997)).
 pub fn requests(interchange: &Interchange) -> Vec<Result<ReturnAuthorizationRequest, Error>> {
     let mut out = Vec::new();
-    for group in interchange.groups() {
+    for group in interchange
+        .groups()
+        .iter()
+        .filter(|g| !crate::ack::is_acknowledgement(g))
+    {
         for set in group.sets() {
             out.push(check_kind(group, set).and_then(|()| {
                 let doc = Document::read(set)?;
