@@ -415,7 +415,7 @@ mod tests {
         let drops: BTreeMap<String, BTreeMap<String, DropConfig>> =
             toml::from_str(&section).unwrap_or_else(|e| panic!("{e}\n{section}"));
         let drops = &drops["drops"];
-        assert_eq!(drops.len(), 5, "{section}");
+        assert_eq!(drops.len(), 7, "{section}");
         backhaul_filedrop::validate_all(drops).expect("the example's drops pass");
     }
 

@@ -2,7 +2,7 @@
 //! kind and the settings that kind needs, and the checks `serve` and
 //! `config check` share (so `config check` refuses exactly what `serve`
 //! would). What the files look like is documented in the modules that read
-//! them (`returns`, `receipts`, `master`, `x12`).
+//! them (`returns`, `warehouse`, `master`, `x12`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use backhaul_master::Kind;
 use serde::Deserialize;
 
 use crate::Error;
+use crate::warehouse::Events;
 
 /// One drop folder.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +66,12 @@ pub enum DropKind {
     /// Warehouse receipts of existing returns, one CSV row per line,
     /// grouped by `receipt_ref`.
     CsvReceipts,
+    /// Inspections (condition, serials, lot, evidence reference) of
+    /// received units, grouped by `inspection_ref`.
+    CsvInspections,
+    /// Putaways: inspected units put away under a disposition at a
+    /// location, grouped by `putaway_ref`.
+    CsvPutaways,
     /// Master data of one kind (`master`), imported all or nothing.
     CsvMaster,
     /// Return requests in fixed-width records laid out by `fields`.
@@ -78,6 +85,8 @@ impl DropKind {
         match self {
             DropKind::CsvReturns => "csv-returns",
             DropKind::CsvReceipts => "csv-receipts",
+            DropKind::CsvInspections => "csv-inspections",
+            DropKind::CsvPutaways => "csv-putaways",
             DropKind::CsvMaster => "csv-master",
             DropKind::FixedWidthReturns => "fixed-width-returns",
             DropKind::X12 => "x12",
@@ -86,7 +95,11 @@ impl DropKind {
 
     fn default_suffixes(self) -> &'static [&'static str] {
         match self {
-            DropKind::CsvReturns | DropKind::CsvReceipts | DropKind::CsvMaster => &[".csv"],
+            DropKind::CsvReturns
+            | DropKind::CsvReceipts
+            | DropKind::CsvInspections
+            | DropKind::CsvPutaways
+            | DropKind::CsvMaster => &[".csv"],
             DropKind::FixedWidthReturns => &[".txt", ".dat"],
             DropKind::X12 => &[".edi", ".x12"],
         }
@@ -179,7 +192,7 @@ pub(crate) struct Checked {
 #[derive(Debug, Clone)]
 pub(crate) enum Checks {
     CsvReturns,
-    CsvReceipts,
+    CsvWarehouse(Events),
     CsvMaster(Kind),
     FixedWidthReturns(Vec<FixedField>),
     X12(Box<X12Checked>),
@@ -265,7 +278,9 @@ impl DropConfig {
         }
         let kind = match self.kind {
             DropKind::CsvReturns => Checks::CsvReturns,
-            DropKind::CsvReceipts => Checks::CsvReceipts,
+            DropKind::CsvReceipts => Checks::CsvWarehouse(Events::Receipts),
+            DropKind::CsvInspections => Checks::CsvWarehouse(Events::Inspections),
+            DropKind::CsvPutaways => Checks::CsvWarehouse(Events::Putaways),
             DropKind::CsvMaster => {
                 let raw = self
                     .master

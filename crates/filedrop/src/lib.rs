@@ -1,4 +1,5 @@
-//! Drop folders: files of return requests, receipts and master data that
+//! Drop folders: files of return requests, warehouse events (receipts,
+//! inspections, putaways) and master data that
 //! other systems put in a folder, each applied once through the engine's
 //! [`Inbox`](backhaul_engine::Inbox), with what could not be applied
 //! written to a reject file next to it. One [`FileDrop`] per configured
@@ -14,8 +15,8 @@
 //! - `reject`: the reject file (each refused row with `line`, `field`,
 //!   `code`, `reason`) and the summary written beside the archived file.
 //! - `returns`: rows → canonical return requests, grouped by `request_ref`.
-//! - `receipts`: rows → receipts of existing returns, grouped by
-//!   `receipt_ref`.
+//! - `warehouse`: rows → receipts, inspections or putaways of existing
+//!   returns, grouped by their reference column.
 //! - `master`: a master data file handed to the existing import.
 //! - `x12`: inbound 180 interchanges → return requests, answered with a
 //!   997 (or a TA1 when the interchange cannot be read past its ISA).
@@ -31,11 +32,11 @@
 mod config;
 mod folder;
 mod master;
-mod receipts;
 mod reject;
 mod returns;
 mod source;
 mod table;
+mod warehouse;
 mod x12;
 
 pub use config::{DropConfig, DropKind, FixedField, X12Config, validate_all};

@@ -12,7 +12,6 @@
 
 use std::path::PathBuf;
 
-use backhaul_domain::Command;
 use backhaul_domain::values::ReturnId;
 use backhaul_engine::{Engine, Error as EngineError, Inbox, Received};
 use serde::Serialize;
@@ -23,7 +22,8 @@ use crate::config::{Checked, Checks, DropConfig, RETURN_COLUMNS};
 use crate::folder::{Claimed, Folder, write_atomic};
 use crate::reject::{Item, ItemOutcome, Rejects};
 use crate::table::{Problem, Table, read_csv, read_fixed};
-use crate::{Error, master, receipts, returns, x12};
+use crate::warehouse::Events;
+use crate::{Error, master, returns, warehouse, x12};
 
 /// What one scan did.
 #[derive(Debug, Clone, Default)]
@@ -240,11 +240,11 @@ impl FileDrop {
                 Ok(table) => self.returns(&table, &sha, stop).await,
                 Err(problem) => Ok(refused_whole(&problem)),
             },
-            Checks::CsvReceipts => match read_csv(&bytes).and_then(|t| {
-                receipts::check_header(&t)?;
+            Checks::CsvWarehouse(events) => match read_csv(&bytes).and_then(|t| {
+                warehouse::check_header(&t, *events)?;
                 Ok(t)
             }) {
-                Ok(table) => self.receipts(&table, &sha, stop).await,
+                Ok(table) => self.warehouse(&table, *events, &sha, stop).await,
                 Err(problem) => Ok(refused_whole(&problem)),
             },
             Checks::CsvMaster(kind) => {
@@ -328,7 +328,9 @@ impl FileDrop {
     fn kind_name(&self) -> &'static str {
         match &self.config.kind {
             Checks::CsvReturns => "csv-returns",
-            Checks::CsvReceipts => "csv-receipts",
+            Checks::CsvWarehouse(Events::Receipts) => "csv-receipts",
+            Checks::CsvWarehouse(Events::Inspections) => "csv-inspections",
+            Checks::CsvWarehouse(Events::Putaways) => "csv-putaways",
             Checks::CsvMaster(_) => "csv-master",
             Checks::FixedWidthReturns(_) => "fixed-width-returns",
             Checks::X12(_) => "x12",
@@ -377,20 +379,21 @@ impl FileDrop {
         Ok(work)
     }
 
-    async fn receipts(
+    async fn warehouse(
         &self,
         table: &Table,
+        events: Events,
         sha: &str,
         stop: &CancellationToken,
     ) -> Result<Work, String> {
         let mut work = Work::default();
         let mut rejects = Rejects::for_table(table);
-        for group in receipts::groups(table) {
+        for group in warehouse::groups(table, events) {
             if stop.is_cancelled() {
                 return Err("the hub is shutting down".into());
             }
             let lines = lines_of(table, &group.rows);
-            let (target, receipt) = match group.receipt {
+            let (target, command) = match group.command {
                 Err(problems) => {
                     work.items.push(reject_group(
                         table,
@@ -403,22 +406,21 @@ impl FileDrop {
                 }
                 Ok(found) => found,
             };
-            let return_id = receipts::resolve(self.inbox.engine(), &target)
+            let return_id = warehouse::resolve(self.inbox.engine(), &target)
                 .await
                 .map_err(|e| e.to_string())?;
             let outcome = match return_id {
                 None => Verdict::Refused {
                     code: "return_not_found".into(),
                     reason: match &target {
-                        receipts::Target::Rma { rma, order_ref } => {
+                        warehouse::Target::Rma { rma, order_ref } => {
                             format!("no return {rma} among the returns of order {order_ref}")
                         }
-                        receipts::Target::Id(id) => format!("no return {id}"),
+                        warehouse::Target::Id(id) => format!("no return {id}"),
                     },
                 },
                 Some(return_id) => {
                     let key = format!("file:{sha}:{}", group.reference);
-                    let command = Command::RecordReceipt(receipt);
                     let fingerprint = hash_json(&command);
                     verdict(
                         self.inbox

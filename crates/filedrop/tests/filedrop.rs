@@ -590,6 +590,96 @@ async fn a_receipts_file_records_receipts_of_approved_returns() {
     hub.stop().await;
 }
 
+/// Receipts, then inspections, then putaways, each from its own drop
+/// folder: the return goes through the warehouse's steps with what the
+/// files say (conditions, lot, evidence, dispositions with locations); bad
+/// rows are rejected naming the column, and nothing of their event is
+/// applied.
+#[tokio::test]
+async fn inspection_and_putaway_files_take_received_units_to_their_dispositions() {
+    let hub = Hub::start().await;
+    let (id, rma) = approved_return(&hub.engine, "SO-9").await;
+    let receipts = hub.drop("receipts", "kind = \"csv-receipts\"");
+    hub.put(
+        "receipts",
+        "gr.csv",
+        &format!(
+            "receipt_ref,return_id,line_no,sku,quantity\nGR-1,{id},1,SKU-1,2\nGR-1,{id},2,SKU-2,1\n"
+        ),
+    );
+    assert_eq!(scan_one(&receipts).await.applied(), 1);
+
+    let inspections = hub.drop("inspections", "kind = \"csv-inspections\"");
+    hub.put(
+        "inspections",
+        "qc.csv",
+        &format!(
+            "inspection_ref,rma_number,order_ref,line_no,quantity,condition,serials,lot,evidence_ref\n\
+             QC-1,{rma},SO-9,1,2,A,,LOT-7,PHOTO-1\n\
+             QC-1,{rma},SO-9,2,1,DMG,,,\n\
+             QC-2,{rma},SO-9,1,1,not a code,,,\n"
+        ),
+    );
+    let file = scan_one(&inspections).await;
+    assert_eq!((file.applied(), file.rejected()), (1, 1), "{file:?}");
+    let rows = read_csv(file.rejects.as_ref().unwrap());
+    assert_eq!(
+        (
+            rows[0]["inspection_ref"].as_str(),
+            rows[0]["field"].as_str()
+        ),
+        ("QC-2", "condition"),
+        "{rows:?}"
+    );
+    let summary = hub.summary(&id.to_string()).await;
+    assert_eq!(summary["lines"][0]["inspected"], "2", "{summary}");
+    assert_eq!(summary["lines"][1]["conditions"]["DMG"], "1", "{summary}");
+
+    let putaways = hub.drop("putaways", "kind = \"csv-putaways\"");
+    hub.put(
+        "putaways",
+        "pa.csv",
+        &format!(
+            "putaway_ref,return_id,line_no,quantity,disposition,location\n\
+             PA-1,{id},1,2,restock,BIN-A1\n\
+             PA-1,{id},2,1,scrap,SCRAP-CAGE\n\
+             PA-2,{id},1,1,teleport,BIN-A1\n"
+        ),
+    );
+    let file = scan_one(&putaways).await;
+    assert_eq!((file.applied(), file.rejected()), (1, 1), "{file:?}");
+    let rows = read_csv(file.rejects.as_ref().unwrap());
+    assert_eq!(
+        (rows[0]["putaway_ref"].as_str(), rows[0]["field"].as_str()),
+        ("PA-2", "disposition"),
+        "{rows:?}"
+    );
+    let summary = hub.summary(&id.to_string()).await;
+    assert_eq!(
+        summary["lines"][0]["dispositioned"]["restock"], "2",
+        "{summary}"
+    );
+    assert_eq!(
+        summary["lines"][1]["dispositioned"]["scrap"], "1",
+        "{summary}"
+    );
+    assert_eq!(summary["status"], "dispositioned", "{summary}");
+
+    // A file without a column its kind needs is refused whole.
+    hub.put(
+        "putaways",
+        "no-location.csv",
+        &format!("putaway_ref,return_id,line_no,quantity,disposition\nPA-3,{id},1,1,restock\n"),
+    );
+    let file = scan_one(&putaways).await;
+    let rows = read_csv(file.rejects.as_ref().unwrap());
+    assert_eq!(
+        (rows[0]["field"].as_str(), rows[0]["code"].as_str()),
+        ("location", "missing_column")
+    );
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn a_receipts_file_that_cannot_name_its_returns_is_refused() {
     let hub = Hub::start().await;
