@@ -71,23 +71,10 @@ struct Header {
 /// Groups the rows by `request_ref` (in order of first appearance) and
 /// builds each group's request. `source` names the external reference.
 pub(crate) fn groups(table: &Table, source: &str) -> Vec<Group> {
-    let mut order: Vec<String> = Vec::new();
-    let mut members: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, row) in table.rows.iter().enumerate() {
-        // A row without a request_ref cannot join a request: it is a
-        // group of its own, rejected for the missing value.
-        let key = table
-            .get(row, "request_ref")
-            .map_or_else(|| format!("(line {})", row.line), str::to_owned);
-        if !members.contains_key(&key) {
-            order.push(key.clone());
-        }
-        members.entry(key).or_default().push(i);
-    }
-    order
+    table
+        .group_by("request_ref")
         .into_iter()
-        .map(|reference| {
-            let rows = members.remove(&reference).unwrap_or_default();
+        .map(|(reference, rows)| {
             let request = build(table, &rows, &reference, source);
             Group {
                 reference,

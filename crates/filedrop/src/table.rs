@@ -11,7 +11,7 @@
 //! the configured layout (1-based start, length in characters) and trimmed;
 //! a line shorter than the layout leaves its last fields empty.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::config::FixedField;
 
@@ -59,6 +59,31 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// The rows (their indexes) grouped by the value of `column`, groups in
+    /// order of first appearance. A row without a value cannot join a group:
+    /// it is a group of its own, `(line N)`, refused for the missing value
+    /// when its group is built.
+    pub(crate) fn group_by(&self, column: &str) -> Vec<(String, Vec<usize>)> {
+        let mut order: Vec<String> = Vec::new();
+        let mut members: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, row) in self.rows.iter().enumerate() {
+            let key = self
+                .get(row, column)
+                .map_or_else(|| format!("(line {})", row.line), str::to_owned);
+            if !members.contains_key(&key) {
+                order.push(key.clone());
+            }
+            members.entry(key).or_default().push(i);
+        }
+        order
+            .into_iter()
+            .map(|key| {
+                let rows = members.remove(&key).unwrap_or_default();
+                (key, rows)
+            })
+            .collect()
+    }
+
     fn new(header: Vec<String>, rows: Vec<Row>) -> Result<Table, Problem> {
         let mut index = HashMap::new();
         for (i, name) in header.iter().enumerate() {

@@ -30,8 +30,6 @@
 //! customer, status and stage but not by reference, and scanning every
 //! return per event would not scale; the order narrows it to a handful.
 
-use std::collections::BTreeMap;
-
 use backhaul_domain::Command;
 use backhaul_domain::command::Receipt;
 use backhaul_domain::model::{Disposition, DispositionLine, Inspection, ReceiptLine};
@@ -156,21 +154,10 @@ pub(crate) fn check_header(table: &Table, events: Events) -> Result<(), Problem>
 
 /// Groups the rows by the kind's reference column and builds each event.
 pub(crate) fn groups(table: &Table, events: Events) -> Vec<Group> {
-    let mut order: Vec<String> = Vec::new();
-    let mut members: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, row) in table.rows.iter().enumerate() {
-        let key = table
-            .get(row, events.reference())
-            .map_or_else(|| format!("(line {})", row.line), str::to_owned);
-        if !members.contains_key(&key) {
-            order.push(key.clone());
-        }
-        members.entry(key).or_default().push(i);
-    }
-    order
+    table
+        .group_by(events.reference())
         .into_iter()
-        .map(|reference| {
-            let rows = members.remove(&reference).unwrap_or_default();
+        .map(|(reference, rows)| {
             let command = build(table, &rows, &reference, events);
             Group {
                 reference,
