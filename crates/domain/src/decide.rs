@@ -511,7 +511,10 @@ fn record_milestone(
     if let Some(location) = &event.location {
         check_text("location", location, MAX_REASON)?;
     }
-    if state.last_milestone == Some((event.milestone, event.occurred_at)) {
+    if state
+        .milestones
+        .contains(&(event.milestone, event.occurred_at))
+    {
         return Err(Rejection::Duplicate {
             kind: "carrier milestone",
             reference: format!("{:?} at {}", event.milestone, event.occurred_at),

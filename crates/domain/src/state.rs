@@ -237,6 +237,9 @@ pub struct ReturnState {
     pub label: Option<Label>,
     /// Latest carrier milestone by the carrier's time, and when it happened.
     pub last_milestone: Option<(CarrierMilestone, DateTime<Utc>)>,
+    /// Every scan recorded (milestone and the carrier's time): a scan sent
+    /// again, however old and under whatever message id, is a duplicate.
+    pub milestones: BTreeSet<(CarrierMilestone, DateTime<Utc>)>,
     pub receipts: BTreeSet<String>,
     pub settlements: BTreeSet<String>,
     pub documents: Vec<FinancialDocument>,
@@ -328,6 +331,9 @@ pub fn evolve(state: &mut ReturnState, event: &Event) {
             if newer {
                 state.last_milestone = Some((event.milestone, event.occurred_at));
             }
+            state
+                .milestones
+                .insert((event.milestone, event.occurred_at));
             if is_moving(event.milestone) {
                 for line in state.lines.values_mut() {
                     if line.shipped < line.authorized {

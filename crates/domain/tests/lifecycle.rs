@@ -550,6 +550,15 @@ fn milestone_cases() -> Vec<Case> {
             recorded(CarrierMilestone::OutForDelivery, at(30)),
         ),
         case(
+            "an older scan sent again after a later one",
+            plus(
+                h_in_transit(),
+                [scanned(CarrierMilestone::Delivered, at(40))],
+            ),
+            scan(CarrierMilestone::InTransit, at(20)),
+            refused("duplicate"),
+        ),
+        case(
             "a scan after receipt",
             h_received(),
             scan(CarrierMilestone::Delivered, at(90)),

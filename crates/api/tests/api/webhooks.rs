@@ -337,6 +337,25 @@ async fn carrier_events_out_of_order_end_at_the_latest_milestone() {
         2,
         "the late scan is recorded, not dropped"
     );
+
+    // The older scan again, under a new message id (a carrier replaying
+    // its feed): answered, not recorded a second time.
+    app.webhook(
+        "carrier",
+        "evt_1_again",
+        &scan("1Z999AA10123456784", "In Transit", "2025-03-04T08:00:00Z"),
+    )
+    .await
+    .assert_ok(200);
+    let types = app.event_types(&id).await;
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| *t == "CarrierMilestoneRecorded")
+            .count(),
+        2,
+        "a scan already recorded is a duplicate, however old"
+    );
 }
 
 #[tokio::test]
