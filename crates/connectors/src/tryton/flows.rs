@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use backhaul_domain::action::{Action, ActionKind, ActionResult};
 use backhaul_domain::model::Disposition;
-use backhaul_domain::values::{ExternalRef, Money};
+use backhaul_domain::values::{Currency, ExternalRef, Money};
 use backhaul_engine::{DeliveryRequest, SinkError};
-use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value, json};
 
 use crate::http::wire;
@@ -743,27 +743,14 @@ impl Erp<'_> {
     // -- credit memo --------------------------------------------------------
 
     /// Posts the credit note Tryton made for the received goods, after
-    /// checking it credits what the hub decided.
+    /// making it credit exactly what the hub decided (see `reconcile`).
     async fn credit_note(
         &self,
         sale: &Record,
         action: &Action,
         key: &str,
     ) -> Result<ActionResult, SinkError> {
-        let currency = action
-            .lines
-            .iter()
-            .find_map(|l| l.amount)
-            .map(|m| m.currency())
-            .ok_or_else(|| {
-                SinkError::business("amount_missing", "a credit memo without amounts")
-            })?;
-        let expected: Decimal = action
-            .lines
-            .iter()
-            .filter_map(|l| l.amount)
-            .map(|m| m.amount())
-            .sum();
+        let hub = HubCredit::of(action)?;
         let fields = ["id", "number", "state", "reference", "total_amount", "type"];
         let invoices = self
             .search_read(
@@ -789,19 +776,12 @@ impl Erp<'_> {
                             ),
                         )
                     })?;
-                let total = open
-                    .get("total_amount")
-                    .and_then(decimal_of)
-                    .unwrap_or_default();
-                if -total != expected {
-                    return Err(SinkError::business(
-                        "amount_mismatch",
-                        format!(
-                            "Tryton's draft credit note for return sale {} credits {} {currency}, the hub {expected} {currency}; not posted",
-                            text(sale, "number"),
-                            -total
-                        ),
-                    ));
+                // A credit note crediting less than the hub is never
+                // raised, and is refused before it is claimed, so it stays
+                // as Tryton made it.
+                let credited = credited(open);
+                if credited < hub.total {
+                    return Err(hub.mismatch(sale, credited, "not posted"));
                 }
                 let id = id_of(open)?;
                 self.write("account.invoice", &[id], json!({"reference": key}))
@@ -810,17 +790,23 @@ impl Erp<'_> {
             }
         };
         let mut invoice = self.read_one("account.invoice", id, &fields).await?;
+        if text(&invoice, "state") == "draft" {
+            self.reconcile(sale, &invoice, &hub).await?;
+            invoice = self.read_one("account.invoice", id, &fields).await?;
+        }
         if matches!(text(&invoice, "state"), "draft" | "validated") {
+            // `reconcile` checked a draft already; a note someone validated
+            // by hand can no longer be adjusted and is only compared.
+            let credited = credited(&invoice);
+            if credited != hub.total {
+                return Err(hub.mismatch(sale, credited, "not posted"));
+            }
             self.button("account.invoice", "post", &[id]).await?;
             invoice = self.read_one("account.invoice", id, &fields).await?;
         }
         match text(&invoice, "state") {
             "posted" | "paid" => {
-                let total = invoice
-                    .get("total_amount")
-                    .and_then(decimal_of)
-                    .unwrap_or_default();
-                let amount = Money::new(-total, currency)
+                let amount = Money::new(credited(&invoice), hub.currency)
                     .map_err(|e| invalid(format!("credit note total: {e}")))?;
                 document(&invoice, Some(amount))
             }
@@ -829,6 +815,221 @@ impl Erp<'_> {
                 format!("credit note {id} is {state} in Tryton"),
             )),
         }
+    }
+
+    /// Makes a claimed draft credit note credit what the hub decided when
+    /// Tryton's credits more (restocking fees kept, replaced units credited
+    /// at nothing): each line's unit price becomes the hub's net unit price
+    /// for its SKU, and Tryton recomputes the taxes, then the total is read
+    /// again and must equal the hub's to the cent.
+    ///
+    /// Why unit prices rather than a fee line: the hub's credit is "price
+    /// less fees, tax in proportion", which is exactly a lower net price
+    /// taxed by Tryton's own taxes, so the tax credited comes out as the
+    /// hub's without the connector splitting a fee into net and tax; a
+    /// replaced unit is simply credited at a price of nothing; and it needs
+    /// no fee product or account in every customer's Tryton. Writing the
+    /// same prices twice is harmless, so a retry after a lost answer
+    /// converges without looking anything up. The lines are written through
+    /// `account.invoice.write`, as the Tryton client does, because only the
+    /// invoice's own write recomputes the taxes of a draft (`update_taxes`
+    /// in `on_modification`); `post` would refuse stale taxes.
+    async fn reconcile(
+        &self,
+        sale: &Record,
+        invoice: &Record,
+        hub: &HubCredit,
+    ) -> Result<(), SinkError> {
+        let id = id_of(invoice)?;
+        let before = credited(invoice);
+        if before == hub.total {
+            return Ok(());
+        }
+        let refuse = |what: String| hub.mismatch(sale, before, &what);
+        let lines = self
+            .search_read(
+                "account.invoice.line",
+                json!([["invoice", "=", id], ["type", "=", "line"]]),
+                &["id", "product", "quantity", "unit_price", "taxes", "origin"],
+            )
+            .await?;
+        let products: Vec<i64> = lines.iter().filter_map(|l| int(l, "product")).collect();
+        let codes: BTreeMap<i64, String> = self
+            .search_read(
+                "product.product",
+                json!([["id", "in", products]]),
+                &["id", "code"],
+            )
+            .await?
+            .iter()
+            .map(|p| Ok((id_of(p)?, text(p, "code").to_owned())))
+            .collect::<Result<_, SinkError>>()?;
+        let mut by_sku: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+        for line in &lines {
+            let code = int(line, "product")
+                .and_then(|p| codes.get(&p))
+                .ok_or_else(|| refuse("a line has no product the hub knows; not posted".into()))?;
+            by_sku.entry(code.as_str()).or_default().push(line);
+        }
+        let units: BTreeMap<&str, Decimal> = by_sku
+            .iter()
+            .map(|(sku, ls)| (*sku, ls.iter().map(|l| quantity(l).abs()).sum()))
+            .collect();
+        let hub_units: BTreeMap<&str, Decimal> = hub
+            .by_sku
+            .iter()
+            .map(|(sku, (q, _))| (sku.as_str(), *q))
+            .collect();
+        if units != hub_units {
+            return Err(refuse(format!(
+                "its units per SKU are {units:?}, the hub's {hub_units:?}, so it cannot be adjusted; not posted"
+            )));
+        }
+        let rates = self.tax_rates(&lines).await?.map_err(&refuse)?;
+        // Never above the return sale's price: the adjustment only lowers
+        // what Tryton credits.
+        let sale_lines: Vec<i64> = lines
+            .iter()
+            .filter_map(|l| text(l, "origin").strip_prefix("sale.line,")?.parse().ok())
+            .collect();
+        let sold_at: BTreeMap<i64, Decimal> = self
+            .search_read(
+                "sale.line",
+                json!([["id", "in", sale_lines]]),
+                &["id", "unit_price"],
+            )
+            .await?
+            .iter()
+            .map(|l| Ok((id_of(l)?, unit_price(l))))
+            .collect::<Result<_, SinkError>>()?;
+        let digits = self.price_digits().await?;
+        let minor = hub.currency.minor_units();
+        let mut writes = Vec::new();
+        let mut tried = Vec::new();
+        for (sku, ls) in &by_sku {
+            let (units, amount) = hub.by_sku[*sku];
+            let taxes = ids(ls[0], "taxes");
+            if ls.iter().any(|l| ids(l, "taxes") != taxes) {
+                return Err(refuse(format!(
+                    "its lines for {sku} carry different taxes, which one net price cannot express; not posted"
+                )));
+            }
+            let taxes: Vec<TaxRate> = taxes.iter().map(|t| rates[t]).collect();
+            let price = net_unit_price(amount, units, &taxes, minor, digits).ok_or_else(|| {
+                refuse(format!(
+                    "{sku}: the hub's {amount} for {units} units is less than the line's fixed taxes; not posted"
+                ))
+            })?;
+            let ceiling = ls
+                .iter()
+                .map(|l| {
+                    text(l, "origin")
+                        .strip_prefix("sale.line,")
+                        .and_then(|s| s.parse().ok())
+                        .and_then(|s: i64| sold_at.get(&s).copied())
+                        .unwrap_or_else(|| unit_price(l))
+                })
+                .min()
+                .unwrap_or_default();
+            if price > ceiling {
+                return Err(refuse(format!(
+                    "the hub credits {sku} at a net {price} a unit, Tryton's return sale at {ceiling}; never raised, not posted"
+                )));
+            }
+            tried.push(format!("{sku} at {price}"));
+            let stale: Vec<i64> = ls
+                .iter()
+                .filter(|l| unit_price(l) != price)
+                .map(|l| id_of(l))
+                .collect::<Result<_, _>>()?;
+            if !stale.is_empty() {
+                writes.push(json!(["write", stale, {"unit_price": decimal(price)}]));
+            }
+        }
+        if !writes.is_empty() {
+            // One write, so one transaction: all lines or none.
+            self.write("account.invoice", &[id], json!({"lines": writes}))
+                .await?;
+        }
+        let after = self
+            .read_one("account.invoice", id, &["total_amount"])
+            .await?;
+        let now = credited(&after);
+        if now != hub.total {
+            return Err(hub.mismatch(
+                sale,
+                now,
+                &format!(
+                    "after setting the net unit prices {} (Tryton's taxes recomputed) it still differs; not posted",
+                    tried.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rate of each tax on `lines`, or why the connector cannot express
+    /// it as a net price: only flat percentage and fixed taxes are
+    /// reckoned (a parent tax with children, or one that updates the unit
+    /// price for the next, is left to a person).
+    async fn tax_rates(
+        &self,
+        lines: &[Record],
+    ) -> Result<Result<BTreeMap<i64, TaxRate>, String>, SinkError> {
+        let all: Vec<i64> = lines.iter().flat_map(|l| ids(l, "taxes")).collect();
+        let taxes = self
+            .search_read(
+                "account.tax",
+                json!([["id", "in", all]]),
+                &[
+                    "id",
+                    "name",
+                    "type",
+                    "rate",
+                    "amount",
+                    "childs",
+                    "update_unit_price",
+                ],
+            )
+            .await?;
+        let mut out = BTreeMap::new();
+        for t in &taxes {
+            let name = text(t, "name");
+            let flat = ids(t, "childs").is_empty()
+                && !t
+                    .get("update_unit_price")
+                    .and_then(Value::as_bool)
+                    .unwrap_or_default();
+            let number = |f: &str| t.get(f).and_then(decimal_of).unwrap_or_default();
+            let rate = match text(t, "type") {
+                "percentage" if flat => TaxRate::Percentage(number("rate")),
+                "fixed" if flat => TaxRate::Fixed(number("amount")),
+                kind => {
+                    return Ok(Err(format!(
+                        "tax `{name}` ({kind}, with children or updating the unit price) cannot be expressed as a net price; not adjusted, not posted"
+                    )));
+                }
+            };
+            out.insert(id_of(t)?, rate);
+        }
+        Ok(Ok(out))
+    }
+
+    /// The decimal places of an invoice line's unit price (trytond's
+    /// `[product] price_decimal`, 4 unless configured otherwise).
+    async fn price_digits(&self) -> Result<u32, SinkError> {
+        let answer = self
+            .call(
+                "account.invoice.line",
+                "fields_get",
+                vec![json!(["unit_price"])],
+            )
+            .await?;
+        Ok(answer
+            .pointer("/unit_price/digits/1")
+            .and_then(Value::as_u64)
+            .and_then(|d| u32::try_from(d).ok())
+            .unwrap_or(4))
     }
 
     // -- cancellation -------------------------------------------------------
@@ -886,4 +1087,169 @@ fn document(record: &Record, amount: Option<Money>) -> Result<ActionResult, Sink
             .map_err(|e| invalid(format!("Tryton number `{number}`: {e}")))?,
         amount,
     })
+}
+
+/// What an invoice credits: Tryton keeps a credit note's total negative.
+fn credited(invoice: &Record) -> Decimal {
+    -invoice
+        .get("total_amount")
+        .and_then(decimal_of)
+        .unwrap_or_default()
+}
+
+fn unit_price(record: &Record) -> Decimal {
+    record
+        .get("unit_price")
+        .and_then(decimal_of)
+        .unwrap_or_default()
+        .normalize()
+}
+
+/// What the hub credits on a credit memo, in total and per SKU (units and
+/// amount, tax included). Lines of one SKU are summed: Tryton's credit
+/// note has a line per return sale line, matched to the hub's by product,
+/// and lines of one product get one net price.
+struct HubCredit {
+    currency: Currency,
+    total: Decimal,
+    by_sku: BTreeMap<String, (Decimal, Decimal)>,
+}
+
+impl HubCredit {
+    fn of(action: &Action) -> Result<HubCredit, SinkError> {
+        let missing = || SinkError::business("amount_missing", "a credit memo without amounts");
+        let currency = action
+            .lines
+            .iter()
+            .find_map(|l| l.amount)
+            .map(|m| m.currency())
+            .ok_or_else(missing)?;
+        let mut by_sku: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
+        for line in &action.lines {
+            let amount = line.amount.ok_or_else(missing)?;
+            let entry = by_sku.entry(line.sku.as_str().to_owned()).or_default();
+            entry.0 += line.quantity.get();
+            entry.1 += amount.amount();
+        }
+        Ok(HubCredit {
+            currency,
+            total: by_sku.values().map(|(_, a)| *a).sum(),
+            by_sku,
+        })
+    }
+
+    fn mismatch(&self, sale: &Record, credited: Decimal, what: &str) -> SinkError {
+        let currency = self.currency;
+        SinkError::business(
+            "amount_mismatch",
+            format!(
+                "Tryton's credit note for return sale {} credits {credited} {currency}, the hub {} {currency}; {what}",
+                text(sale, "number"),
+                self.total
+            ),
+        )
+    }
+}
+
+/// A tax as Tryton computes it on one unit (`account.tax._process_tax`).
+#[derive(Debug, Clone, Copy)]
+enum TaxRate {
+    /// `rate` × the unit price.
+    Percentage(Decimal),
+    /// `amount` per unit, whatever the price.
+    Fixed(Decimal),
+}
+
+/// The net unit price at which `units` units with `taxes` come to `gross`
+/// (tax included) once Tryton rounds each tax to the currency (half to
+/// even, as `currency.round`), or `None` when fixed taxes alone exceed it.
+/// The net is the gross less the fixed taxes over one plus the rates; when
+/// that rounds a cent off, the neighbouring cents are tried; a gross no net
+/// reaches is left for the caller's re-read to catch.
+fn net_unit_price(
+    gross: Decimal,
+    units: Decimal,
+    taxes: &[TaxRate],
+    minor: u32,
+    digits: u32,
+) -> Option<Decimal> {
+    if units.is_zero() {
+        return None;
+    }
+    let round = |d: Decimal| d.round_dp_with_strategy(minor, RoundingStrategy::MidpointNearestEven);
+    let tax = |net: Decimal, t: &TaxRate| match t {
+        TaxRate::Percentage(rate) => net * rate,
+        TaxRate::Fixed(amount) => units * amount,
+    };
+    let with_taxes = |net: Decimal| net + taxes.iter().map(|t| round(tax(net, t))).sum::<Decimal>();
+    let rate: Decimal = taxes
+        .iter()
+        .map(|t| match t {
+            TaxRate::Percentage(rate) => *rate,
+            TaxRate::Fixed(_) => Decimal::ZERO,
+        })
+        .sum();
+    let fixed: Decimal = taxes.iter().map(|t| round(tax(Decimal::ZERO, t))).sum();
+    let first = round((gross - fixed) / (Decimal::ONE + rate));
+    if first.is_sign_negative() {
+        return None;
+    }
+    let cent = Decimal::new(1, minor);
+    let net = [first, first - cent, first + cent]
+        .into_iter()
+        .filter(|n| !n.is_sign_negative())
+        .find(|n| with_taxes(*n) == gross)
+        .unwrap_or(first);
+    Some(
+        (net / units)
+            .round_dp_with_strategy(digits, RoundingStrategy::MidpointNearestEven)
+            .normalize(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(s: &str) -> Decimal {
+        s.parse().unwrap_or_default()
+    }
+
+    #[test]
+    fn the_net_unit_price_comes_to_the_hub_s_gross_under_tryton_s_rounding() {
+        let vat = [TaxRate::Percentage(dec("0.10"))];
+        // 2 × 25.00 less 2 × 3.75 of fees, with 15% of the tax kept.
+        assert_eq!(
+            net_unit_price(dec("46.75"), dec("2"), &vat, 2, 4),
+            Some(dec("21.25"))
+        );
+        // A replaced unit: nothing.
+        assert_eq!(
+            net_unit_price(dec("0"), dec("1"), &vat, 2, 4),
+            Some(dec("0"))
+        );
+        // Tryton rounds the tax 1.005 half to even, to 1.00.
+        assert_eq!(
+            net_unit_price(dec("11.05"), dec("1"), &vat, 2, 4),
+            Some(dec("10.05"))
+        );
+        // No net reaches 11.16 (10.14 → 11.15, 10.15 → 11.17): the nearest
+        // is returned and the caller's re-read refuses it.
+        assert_eq!(
+            net_unit_price(dec("11.16"), dec("1"), &vat, 2, 4),
+            Some(dec("10.15"))
+        );
+        // A net that does not divide into cents per unit keeps 4 places.
+        assert_eq!(
+            net_unit_price(dec("11.00"), dec("3"), &vat, 2, 4),
+            Some(dec("3.3333"))
+        );
+        // A fixed tax larger than the credit: no price reaches it.
+        let eco = [TaxRate::Fixed(dec("2.00"))];
+        assert_eq!(net_unit_price(dec("1.00"), dec("1"), &eco, 2, 4), None);
+        assert_eq!(
+            net_unit_price(dec("12.00"), dec("2"), &eco, 2, 4),
+            Some(dec("4"))
+        );
+    }
 }

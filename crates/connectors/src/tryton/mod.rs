@@ -19,9 +19,12 @@
 //! Why `invoice_method = fulfillment` on the return sale: Tryton then
 //! creates the credit note for the goods actually received, when the
 //! return shipment is done, so a partial receipt gets a partial credit note,
-//! as the hub's credit memo does. The amounts are compared before posting:
-//! a credit note that differs from the hub's memo (a restocking fee Tryton
-//! does not know) is never posted; it goes to the exception queue.
+//! as the hub's credit memo does. Tryton drafts it at full price; when the
+//! hub credits less (restocking fees, replaced units) the flow sets the
+//! draft's unit prices to the hub's net prices and lets Tryton recompute
+//! the taxes (see `flows::Erp::reconcile` for why), then reads the total
+//! again: a credit note that still differs from the hub's memo, or that
+//! credits less than it, is never posted; it goes to the exception queue.
 //!
 //! Master data is resolved by business key, never by id: the customer by
 //! party `code`, SKUs by product `code`, the original order by sale

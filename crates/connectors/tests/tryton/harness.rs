@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use backhaul_connectors::http::{Remote, Transport, TransportError};
@@ -132,11 +132,26 @@ impl Tryton {
     /// A connector whose first call of `method` reaches Tryton but whose
     /// answer is lost, as when a connection drops after the server acted.
     pub(crate) fn sink_losing(&self, method: &str) -> Arc<dyn Sink> {
-        self.sink_over(Arc::new(Lossy {
+        self.sink_watching(method, "", true).0
+    }
+
+    /// A connector counting the calls of `method` whose request holds
+    /// `needle`; with `lose`, the answer to the first of them is lost.
+    pub(crate) fn sink_watching(
+        &self,
+        method: &str,
+        needle: &str,
+        lose: bool,
+    ) -> (Arc<dyn Sink>, Arc<AtomicUsize>) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let sink = self.sink_over(Arc::new(Lossy {
             inner: Remote::new(&self.ready.url).unwrap(),
             method: format!("\"method\":\"{method}\""),
-            lost: AtomicBool::new(false),
-        }))
+            needle: needle.replace(' ', ""),
+            lost: AtomicBool::new(!lose),
+            seen: seen.clone(),
+        }));
+        (sink, seen)
     }
 
     pub(crate) async fn call(&self, model: &str, method: &str, args: Value) -> Value {
@@ -188,12 +203,15 @@ pub(crate) fn decimal(value: &Value) -> Decimal {
         .normalize()
 }
 
-/// Forwards everything, but loses the answer to the first request whose
-/// body names `method`.
+/// Forwards everything, counts the requests whose body names `method` and
+/// holds `needle`, and loses the answer to the first of them unless `lost`
+/// starts true.
 struct Lossy {
     inner: Remote,
     method: String,
+    needle: String,
     lost: AtomicBool,
+    seen: Arc<AtomicUsize>,
 }
 
 impl Transport for Lossy {
@@ -203,7 +221,11 @@ impl Transport for Lossy {
     ) -> BoxFuture<'_, Result<(StatusCode, HeaderMap, Bytes), TransportError>> {
         Box::pin(async move {
             let body = String::from_utf8_lossy(request.body()).replace(' ', "");
-            let lose = body.contains(&self.method) && !self.lost.swap(true, Ordering::SeqCst);
+            let matches = body.contains(&self.method) && body.contains(&self.needle);
+            if matches {
+                self.seen.fetch_add(1, Ordering::SeqCst);
+            }
+            let lose = matches && !self.lost.swap(true, Ordering::SeqCst);
             let answer = self.inner.send(request).await;
             if lose {
                 return Err(TransportError::Connection(

@@ -259,6 +259,256 @@ async fn a_return_through_the_hub_ends_received_restocked_scrapped_and_credited_
     hub.stop().await;
 }
 
+/// The unit prices and quantities of a credit note's lines, by SKU.
+async fn note_lines(t: &Tryton, number: &Value) -> BTreeMap<String, (Decimal, Decimal)> {
+    let note = &t
+        .records("account.invoice", json!([["number", "=", number]]), &["id"])
+        .await[0];
+    let lines = t
+        .records(
+            "account.invoice.line",
+            json!([["invoice", "=", note["id"]]]),
+            &["product.code", "unit_price", "quantity"],
+        )
+        .await;
+    lines
+        .iter()
+        .map(|l| {
+            (
+                l["product."]["code"].as_str().unwrap().to_owned(),
+                (
+                    harness::decimal(&l["quantity"]),
+                    harness::decimal(&l["unit_price"]),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restocking_fee_and_a_replaced_line_are_posted_as_the_hub_credits_them() {
+    let Some(t) = tryton().await else { return };
+    let store_before = t.stock("SKU-001", "STO").await;
+    let second_before = t.stock("SKU-002", "STO").await;
+
+    let hub = Hub::start(&t).await;
+    let money = |a: &str| json!({"amount": a, "currency": "USD"});
+    let request = serde_json::from_value(json!({
+        "channel": "portal", "customer": "CUST-1001", "order_ref": "SO-1001", "currency": "USD",
+        "site": "WH",
+        "lines": [
+            {"line_no": 1, "sku": "SKU-001", "quantity": "2", "uom": "EA", "reason_code": "CHANGED_MIND",
+             "requested_outcome": "refund", "unit_price": money("25.00"), "unit_tax": money("2.50")},
+            {"line_no": 2, "sku": "SKU-002", "quantity": "1", "uom": "EA", "reason_code": "DAMAGED",
+             "requested_outcome": "replacement", "unit_price": money("40.00"), "unit_tax": money("4.00")}
+        ]
+    }))
+    .unwrap();
+    let created = hub.engine.create(request, meta("create")).await.unwrap();
+    let id = created.return_id;
+    hub.run(id, json!({"command": "approve"}), "approve").await;
+    hub.settle().await;
+    hub.run(
+        id,
+        json!({"command": "record_receipt", "receipt_ref": "RCPT-FEE",
+               "lines": [{"line_no": 1, "sku": "SKU-001", "quantity": "2"},
+                         {"line_no": 2, "sku": "SKU-002", "quantity": "1"}]}),
+        "receipt",
+    )
+    .await;
+    hub.run(
+        id,
+        json!({"command": "record_inspection", "inspections": [
+            {"line_no": 1, "quantity": "2", "condition": "A"},
+            {"line_no": 2, "quantity": "1", "condition": "A"}]}),
+        "inspect",
+    )
+    .await;
+    hub.run(
+        id,
+        json!({"command": "record_disposition", "dispositions": [
+            {"line_no": 1, "quantity": "2", "disposition": "restock",
+             "restocking_fee": money("3.75")},
+            {"line_no": 2, "quantity": "1", "disposition": "restock"}]}),
+        "dispose",
+    )
+    .await;
+    hub.settle().await;
+
+    let summary = hub.engine.get(id).await.unwrap().unwrap().to_value();
+    let rma = summary["rma_number"].as_str().unwrap().to_owned();
+    let memo = summary["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "credit_memo")
+        .unwrap_or_else(|| panic!("a credit memo in {summary:#}"))
+        .clone();
+    // SKU-001: 2 × 25.00 less 2 × 3.75 = 42.50, and 15% of the 5.00 tax
+    // kept: 4.25. SKU-002 is replaced: nothing.
+    assert_eq!(memo["amount"]["amount"], "46.75", "{memo}");
+
+    let docs = t.documents(&rma).await;
+    assert_eq!(docs.shipments.len(), 1, "{:?}", docs.shipments);
+    assert_eq!(docs.shipments[0]["state"], "done");
+    assert_eq!(t.stock("SKU-001", "STO").await - store_before, dec("2"));
+    assert_eq!(t.stock("SKU-002", "STO").await - second_before, dec("1"));
+    let notes = docs.notes;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["state"], "posted");
+    assert_eq!(harness::decimal(&notes[0]["total_amount"]), dec("-46.75"));
+    assert_eq!(memo["number"], notes[0]["number"]);
+    // Tryton's lines carry the net prices, its tax is its own.
+    let lines = note_lines(&t, &notes[0]["number"]).await;
+    assert_eq!(lines["SKU-001"], (dec("-2"), dec("21.25")), "{lines:?}");
+    assert_eq!(lines["SKU-002"], (dec("-1"), dec("0")), "{lines:?}");
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_lost_after_the_price_adjustment_is_finished_without_a_second_one() {
+    let Some(t) = tryton().await else { return };
+    let sink = t.sink();
+    let rma = "RMA-FEE-LOST";
+    let money = |a: &str| json!({"amount": a, "currency": "USD"});
+    let order = action(
+        ActionKind::ErpReturnOrder,
+        rma,
+        "CUST-1001",
+        "SO-1001",
+        json!([{"line_no": 1, "sku": "SKU-001", "quantity": "2", "unit_price": money("25.00"),
+                "reason_code": "DAMAGED"},
+               {"line_no": 2, "sku": "SKU-002", "quantity": "1", "unit_price": money("40.00"),
+                "reason_code": "DAMAGED"}]),
+    );
+    let created = deliver(
+        sink.as_ref(),
+        &order,
+        "fee-lost:order",
+        &Prerequisites::new(),
+    )
+    .await
+    .unwrap();
+    let after = after_return_order(&created);
+    let adjustment = action(
+        ActionKind::ErpInventoryAdjustment,
+        rma,
+        "CUST-1001",
+        "SO-1001",
+        json!([{"line_no": 1, "sku": "SKU-001", "quantity": "2", "disposition": "restock"},
+               {"line_no": 2, "sku": "SKU-002", "quantity": "1", "disposition": "replacement"}]),
+    );
+    deliver(sink.as_ref(), &adjustment, "fee-lost:adjustment", &after)
+        .await
+        .unwrap();
+    // A 2.50 fee a unit on SKU-001 (45.00 + 4.50 tax); SKU-002 replaced.
+    let memo = action(
+        ActionKind::ErpCreditMemo,
+        rma,
+        "CUST-1001",
+        "SO-1001",
+        json!([{"line_no": 1, "sku": "SKU-001", "quantity": "2", "amount": money("49.50")},
+               {"line_no": 2, "sku": "SKU-002", "quantity": "1", "amount": money("0.00")}]),
+    );
+    let key = "fee-lost:memo";
+    let (lossy, adjusted) = t.sink_watching("model.account.invoice.write", "unit_price", true);
+    let err = deliver(lossy.as_ref(), &memo, key, &after)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Technical { .. }), "{err:?}");
+    assert_eq!(adjusted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (retry, adjusted_again) =
+        t.sink_watching("model.account.invoice.write", "unit_price", false);
+    let posted = deliver(retry.as_ref(), &memo, key, &after).await.unwrap();
+    assert_eq!(
+        adjusted_again.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the prices written by the lost attempt are not written again"
+    );
+    let ActionResult::Document { amount, .. } = &posted else {
+        panic!("{posted:?}")
+    };
+    assert_eq!(amount.unwrap().amount(), dec("49.50"));
+    let docs = t.documents(rma).await;
+    assert_eq!(docs.notes.len(), 1, "{:?}", docs.notes);
+    assert_eq!(docs.notes[0]["state"], "posted");
+    assert_eq!(
+        harness::decimal(&docs.notes[0]["total_amount"]),
+        dec("-49.50")
+    );
+    let lines = note_lines(&t, &docs.notes[0]["number"]).await;
+    assert_eq!(lines["SKU-001"], (dec("-2"), dec("22.5")), "{lines:?}");
+    assert_eq!(lines["SKU-002"], (dec("-1"), dec("0")), "{lines:?}");
+    // Delivered again: the same document, nothing written.
+    let again = deliver(retry.as_ref(), &memo, key, &after).await.unwrap();
+    assert_eq!(number(&again), number(&posted));
+    assert_eq!(adjusted_again.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credit_note_the_prices_cannot_bring_to_the_hub_s_amount_is_not_posted() {
+    let Some(t) = tryton().await else { return };
+    let sink = t.sink();
+    let rma = "RMA-FEE-CENT";
+    let money = |a: &str| json!({"amount": a, "currency": "USD"});
+    let order = action(
+        ActionKind::ErpReturnOrder,
+        rma,
+        "CUST-1002",
+        "SO-1003",
+        json!([{"line_no": 1, "sku": "SKU-001", "quantity": "1", "unit_price": money("25.00"),
+                "reason_code": "DAMAGED"}]),
+    );
+    let created = deliver(sink.as_ref(), &order, "cent:order", &Prerequisites::new())
+        .await
+        .unwrap();
+    let after = after_return_order(&created);
+    let adjustment = action(
+        ActionKind::ErpInventoryAdjustment,
+        rma,
+        "CUST-1002",
+        "SO-1003",
+        json!([{"line_no": 1, "sku": "SKU-001", "quantity": "1", "disposition": "restock"}]),
+    );
+    deliver(sink.as_ref(), &adjustment, "cent:adjustment", &after)
+        .await
+        .unwrap();
+    let memo = |amount: &str| {
+        action(
+            ActionKind::ErpCreditMemo,
+            rma,
+            "CUST-1002",
+            "SO-1003",
+            json!([{"line_no": 1, "sku": "SKU-001", "quantity": "1", "amount": money(amount)}]),
+        )
+    };
+    // More than Tryton credits: never raised, nothing written.
+    let err = deliver(sink.as_ref(), &memo("28.00"), "cent:memo", &after)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SinkError::Business { code, .. } if code == "amount_mismatch"),
+        "{err:?}"
+    );
+    // With VAT 10% rounded to the cent, no net price comes to 11.16
+    // (10.14 → 11.15, 10.15 → 11.17): the note is adjusted, read again,
+    // and left in draft.
+    let err = deliver(sink.as_ref(), &memo("11.16"), "cent:memo", &after)
+        .await
+        .unwrap_err();
+    let SinkError::Business { code, message, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(code, "amount_mismatch", "{message}");
+    assert!(
+        message.contains("after setting the net unit prices SKU-001 at"),
+        "{message}"
+    );
+    let notes = t.documents(rma).await.notes;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["state"], "draft");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retried_deliveries_create_no_second_document() {
     let Some(t) = tryton().await else { return };
