@@ -914,7 +914,18 @@ impl Erp<'_> {
                     "its lines for {sku} carry different taxes, which one net price cannot express; not posted"
                 )));
             }
-            let taxes: Vec<TaxRate> = taxes.iter().map(|t| rates[t]).collect();
+            // A tax Tryton did not return (made inactive since the sale)
+            // cannot be reckoned.
+            let taxes: Vec<TaxRate> = taxes
+                .iter()
+                .map(|t| {
+                    rates.get(t).copied().ok_or_else(|| {
+                        refuse(format!(
+                            "tax {t} on its lines for {sku} cannot be read; not posted"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
             let price = net_unit_price(amount, units, &taxes, minor, digits).ok_or_else(|| {
                 refuse(format!(
                     "{sku}: the hub's {amount} for {units} units is less than the line's fixed taxes; not posted"
