@@ -148,9 +148,11 @@ impl Config {
             config.policy.file = Some(folder.join(policy));
         }
         // The same for the TLS files of connectors, webhook subscribers and
-        // sources.
+        // sources, and for the folders of drops and of the X12 partner
+        // connector.
         if let Some(folder) = file.and_then(Path::parent) {
             config.resolve_tls_paths(folder);
+            config.resolve_folders(folder);
             if let Some(tls) = &mut config.server.tls {
                 for path in [&mut tls.cert_file, &mut tls.key_file] {
                     if path.is_relative() {
@@ -220,6 +222,29 @@ impl Config {
         }
         for tls in self.sources.values_mut().filter_map(|s| s.tls.as_mut()) {
             tls.resolve_relative_to(folder);
+        }
+    }
+
+    /// Makes the relative folders of drops (`dir`, `x12.outbound_dir`) and
+    /// of `x12-partner` connectors (`outbound_dir`) relative to `folder`.
+    fn resolve_folders(&mut self, folder: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = folder.join(&*path);
+            }
+        };
+        for drop in self.drops.values_mut() {
+            resolve(&mut drop.dir);
+            if let Some(x12) = &mut drop.x12 {
+                resolve(&mut x12.outbound_dir);
+            }
+        }
+        for partner in self
+            .connectors
+            .values_mut()
+            .filter_map(|c| c.x12_partner.as_mut())
+        {
+            resolve(&mut partner.outbound_dir);
         }
     }
 
@@ -447,6 +472,55 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn relative_drop_and_partner_folders_are_the_configuration_files_neighbours() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let conf = dir.path().join("conf");
+        for sub in ["drops/in", "drops/997", "edi-out"] {
+            std::fs::create_dir_all(conf.join(sub)).expect("created");
+        }
+        let path = conf.join("hub.toml");
+        std::fs::write(
+            &path,
+            r#"
+[drops.edi]
+kind = "x12"
+dir = "drops/in"
+[drops.edi.x12]
+our_qualifier = "ZZ"
+our_id = "BACKHAUL"
+outbound_dir = "drops/997"
+currency = "USD"
+site = "DC1"
+default_reason = "OTHER"
+
+[connectors.edi]
+kind = "x12-partner"
+[connectors.edi.x12_partner]
+outbound_dir = "edi-out"
+sender_qualifier = "ZZ"
+sender_id = "BACKHAUL"
+[connectors.edi.x12_partner.partners.MM-0042]
+receiver_qualifier = "ZZ"
+receiver_id = "MEGAMART"
+usage = "P"
+"#,
+        )
+        .expect("written");
+        let config = Config::load(Some(&path)).expect("valid from any working directory");
+        let drop = &config.drops["edi"];
+        assert_eq!(drop.dir, conf.join("drops/in"));
+        assert_eq!(
+            drop.x12.as_ref().expect("x12").outbound_dir,
+            conf.join("drops/997")
+        );
+        let partner = config.connectors["edi"]
+            .x12_partner
+            .as_ref()
+            .expect("x12_partner");
+        assert_eq!(partner.outbound_dir, conf.join("edi-out"));
     }
 
     #[test]
