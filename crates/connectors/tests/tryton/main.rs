@@ -144,6 +144,63 @@ impl Hub {
             .unwrap_or_else(|e| panic!("{key}: {e}"));
     }
 
+    /// A return of SO-1001 (2 × SKU-001 at 25.00 + 2.50 tax, 1 × SKU-002
+    /// at 40.00 + 4.00) with each line's (reason, requested outcome),
+    /// approved, every unit received under `receipt_ref` and inspected, then
+    /// `dispositions`; delivered to Tryton after each step that calls for it.
+    async fn received_and_disposed(
+        &self,
+        lines: [(&str, &str); 2],
+        receipt_ref: &str,
+        dispositions: Value,
+    ) -> backhaul_domain::values::ReturnId {
+        let money = |a: &str| json!({"amount": a, "currency": "USD"});
+        let [(reason_1, outcome_1), (reason_2, outcome_2)] = lines;
+        let request = serde_json::from_value(json!({
+            "channel": "portal", "customer": "CUST-1001", "order_ref": "SO-1001", "currency": "USD",
+            "site": "WH",
+            "lines": [
+                {"line_no": 1, "sku": "SKU-001", "quantity": "2", "uom": "EA", "reason_code": reason_1,
+                 "requested_outcome": outcome_1, "unit_price": money("25.00"), "unit_tax": money("2.50")},
+                {"line_no": 2, "sku": "SKU-002", "quantity": "1", "uom": "EA", "reason_code": reason_2,
+                 "requested_outcome": outcome_2, "unit_price": money("40.00"), "unit_tax": money("4.00")}
+            ]
+        }))
+        .unwrap();
+        let id = self
+            .engine
+            .create(request, meta("create"))
+            .await
+            .unwrap()
+            .return_id;
+        self.run(id, json!({"command": "approve"}), "approve").await;
+        self.settle().await;
+        self.run(
+            id,
+            json!({"command": "record_receipt", "receipt_ref": receipt_ref,
+                   "lines": [{"line_no": 1, "sku": "SKU-001", "quantity": "2"},
+                             {"line_no": 2, "sku": "SKU-002", "quantity": "1"}]}),
+            "receipt",
+        )
+        .await;
+        self.run(
+            id,
+            json!({"command": "record_inspection", "inspections": [
+                {"line_no": 1, "quantity": "2", "condition": "A"},
+                {"line_no": 2, "quantity": "1", "condition": "A"}]}),
+            "inspect",
+        )
+        .await;
+        self.run(
+            id,
+            json!({"command": "record_disposition", "dispositions": dispositions}),
+            "dispose",
+        )
+        .await;
+        self.settle().await;
+        id
+    }
+
     /// Delivers until the outbox is empty; panics on anything but success.
     async fn settle(&self) {
         for _ in 0..20 {
@@ -187,48 +244,16 @@ async fn a_return_through_the_hub_ends_received_restocked_scrapped_and_credited_
     let second_before = t.stock("SKU-002", "STO").await;
 
     let hub = Hub::start(&t).await;
-    let money = |a: &str| json!({"amount": a, "currency": "USD"});
-    let request = serde_json::from_value(json!({
-        "channel": "portal", "customer": "CUST-1001", "order_ref": "SO-1001", "currency": "USD",
-        "site": "WH",
-        "lines": [
-            {"line_no": 1, "sku": "SKU-001", "quantity": "2", "uom": "EA", "reason_code": "DAMAGED",
-             "requested_outcome": "refund", "unit_price": money("25.00"), "unit_tax": money("2.50")},
-            {"line_no": 2, "sku": "SKU-002", "quantity": "1", "uom": "EA", "reason_code": "SIZE_FIT",
-             "requested_outcome": "refund", "unit_price": money("40.00"), "unit_tax": money("4.00")}
-        ]
-    }))
-    .unwrap();
-    let created = hub.engine.create(request, meta("create")).await.unwrap();
-    let id = created.return_id;
-    hub.run(id, json!({"command": "approve"}), "approve").await;
-    hub.settle().await;
-    hub.run(
-        id,
-        json!({"command": "record_receipt", "receipt_ref": "RCPT-1",
-               "lines": [{"line_no": 1, "sku": "SKU-001", "quantity": "2"},
-                         {"line_no": 2, "sku": "SKU-002", "quantity": "1"}]}),
-        "receipt",
-    )
-    .await;
-    hub.run(
-        id,
-        json!({"command": "record_inspection", "inspections": [
-            {"line_no": 1, "quantity": "2", "condition": "A"},
-            {"line_no": 2, "quantity": "1", "condition": "A"}]}),
-        "inspect",
-    )
-    .await;
-    hub.run(
-        id,
-        json!({"command": "record_disposition", "dispositions": [
-            {"line_no": 1, "quantity": "1", "disposition": "restock"},
-            {"line_no": 1, "quantity": "1", "disposition": "scrap"},
-            {"line_no": 2, "quantity": "1", "disposition": "restock"}]}),
-        "dispose",
-    )
-    .await;
-    hub.settle().await;
+    let id = hub
+        .received_and_disposed(
+            [("DAMAGED", "refund"), ("SIZE_FIT", "refund")],
+            "RCPT-1",
+            json!([
+                {"line_no": 1, "quantity": "1", "disposition": "restock"},
+                {"line_no": 1, "quantity": "1", "disposition": "scrap"},
+                {"line_no": 2, "quantity": "1", "disposition": "restock"}]),
+        )
+        .await;
 
     // The hub holds Tryton's documents, with the credit as Tryton posted it.
     let summary = hub.engine.get(id).await.unwrap().unwrap().to_value();
@@ -292,48 +317,16 @@ async fn a_restocking_fee_and_a_replaced_line_are_posted_as_the_hub_credits_them
     let second_before = t.stock("SKU-002", "STO").await;
 
     let hub = Hub::start(&t).await;
-    let money = |a: &str| json!({"amount": a, "currency": "USD"});
-    let request = serde_json::from_value(json!({
-        "channel": "portal", "customer": "CUST-1001", "order_ref": "SO-1001", "currency": "USD",
-        "site": "WH",
-        "lines": [
-            {"line_no": 1, "sku": "SKU-001", "quantity": "2", "uom": "EA", "reason_code": "CHANGED_MIND",
-             "requested_outcome": "refund", "unit_price": money("25.00"), "unit_tax": money("2.50")},
-            {"line_no": 2, "sku": "SKU-002", "quantity": "1", "uom": "EA", "reason_code": "DAMAGED",
-             "requested_outcome": "replacement", "unit_price": money("40.00"), "unit_tax": money("4.00")}
-        ]
-    }))
-    .unwrap();
-    let created = hub.engine.create(request, meta("create")).await.unwrap();
-    let id = created.return_id;
-    hub.run(id, json!({"command": "approve"}), "approve").await;
-    hub.settle().await;
-    hub.run(
-        id,
-        json!({"command": "record_receipt", "receipt_ref": "RCPT-FEE",
-               "lines": [{"line_no": 1, "sku": "SKU-001", "quantity": "2"},
-                         {"line_no": 2, "sku": "SKU-002", "quantity": "1"}]}),
-        "receipt",
-    )
-    .await;
-    hub.run(
-        id,
-        json!({"command": "record_inspection", "inspections": [
-            {"line_no": 1, "quantity": "2", "condition": "A"},
-            {"line_no": 2, "quantity": "1", "condition": "A"}]}),
-        "inspect",
-    )
-    .await;
-    hub.run(
-        id,
-        json!({"command": "record_disposition", "dispositions": [
-            {"line_no": 1, "quantity": "2", "disposition": "restock",
-             "restocking_fee": money("3.75")},
-            {"line_no": 2, "quantity": "1", "disposition": "restock"}]}),
-        "dispose",
-    )
-    .await;
-    hub.settle().await;
+    let id = hub
+        .received_and_disposed(
+            [("CHANGED_MIND", "refund"), ("DAMAGED", "replacement")],
+            "RCPT-FEE",
+            json!([
+                {"line_no": 1, "quantity": "2", "disposition": "restock",
+                 "restocking_fee": {"amount": "3.75", "currency": "USD"}},
+                {"line_no": 2, "quantity": "1", "disposition": "restock"}]),
+        )
+        .await;
 
     let summary = hub.engine.get(id).await.unwrap().unwrap().to_value();
     let rma = summary["rma_number"].as_str().unwrap().to_owned();
