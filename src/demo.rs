@@ -755,6 +755,8 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
         timeout_ms: 10_000,
         breaker_threshold: 10,
         breaker_cooldown_ms: 5_000,
+        // The simulators take every kind.
+        skip_kinds: BTreeSet::new(),
     };
     // The hub was told the ERP takes bursts of 30; it takes fewer, and
     // answers the rest 429 with `Retry-After`.
@@ -762,7 +764,7 @@ fn connectors() -> BTreeMap<String, ConnectorConfig> {
         rate_per_sec: f64::from(ERP_RATE_LIMIT),
         burst: 30,
         concurrency: 30,
-        ..quick
+        ..quick.clone()
     };
     [
         (ConnectorKind::SimErp, erp),

@@ -89,7 +89,7 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
         "rules in force"
     );
     let mut engine_config = config.engine.clone();
-    engine_config.outbound = sinks.iter().map(|(sink, _)| sink.target()).collect();
+    engine_config.connect(&sinks);
     engine_config.rules = RulesHandle::new(policy, master);
     engine_config.dispose_on_inspection = config.policy.dispose_on_inspection;
     let engine = Engine::start(

@@ -310,7 +310,7 @@ pub fn build_with_env(
         }
         config
             .delivery
-            .validate()
+            .validate_for(target)
             .map_err(|m| invalid(format!("delivery: {m}")))?;
         let system = ExternalRef::parse(config.system.as_deref().unwrap_or(target.as_str()))
             .map_err(|e| invalid(format!("system: {e}")))?;

@@ -28,7 +28,7 @@
 //! and breakers with a manual clock and [`Dispatcher::run_once`]; only the
 //! idle wait of [`Dispatcher::run`] uses real time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -71,6 +71,14 @@ pub struct DeliveryPolicy {
     pub breaker_threshold: u32,
     /// How long an open breaker stops deliveries before one trial.
     pub breaker_cooldown_ms: u64,
+    /// Action kinds of this target the connector is not given: the hub
+    /// writes no delivery for them, rather than one the system refuses into
+    /// the exception queue for every return. For what the organisation does
+    /// elsewhere or not at all: an ERP whose returns delivery posts the stock
+    /// (no `erp_inventory_adjustment`), supplier claims booked by hand. A
+    /// kind another kind of the target waits for is skipped only with it.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub skip_kinds: BTreeSet<ActionKind>,
 }
 
 impl Default for DeliveryPolicy {
@@ -85,6 +93,7 @@ impl Default for DeliveryPolicy {
             timeout_ms: 10_000,
             breaker_threshold: 10,
             breaker_cooldown_ms: 30_000,
+            skip_kinds: BTreeSet::new(),
         }
     }
 }
@@ -115,6 +124,37 @@ impl DeliveryPolicy {
         }
         if self.breaker_threshold == 0 {
             return Err("breaker_threshold must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+
+    /// [`validate`](Self::validate), and `skip_kinds` for a connector of
+    /// `target`: each kind is one of the target's, and none that a kind
+    /// still delivered waits for (its result is what that kind refers to).
+    pub fn validate_for(&self, target: Target) -> Result<(), String> {
+        self.validate()?;
+        for kind in &self.skip_kinds {
+            if kind.target() != target {
+                return Err(format!(
+                    "skip_kinds: `{}` is an action for {}, not {}",
+                    kind.as_str(),
+                    kind.target().as_str(),
+                    target.as_str()
+                ));
+            }
+        }
+        for kind in ActionKind::ALL {
+            if kind.target() != target || self.skip_kinds.contains(&kind) {
+                continue;
+            }
+            if let Some(needed) = kind.requires().iter().find(|r| self.skip_kinds.contains(r)) {
+                return Err(format!(
+                    "skip_kinds: `{}` waits for `{}`; skip it too, or deliver `{}`",
+                    kind.as_str(),
+                    needed.as_str(),
+                    needed.as_str()
+                ));
+            }
         }
         Ok(())
     }
@@ -369,7 +409,7 @@ impl Dispatcher {
         for (sink, policy) in sinks {
             let target = sink.target();
             policy
-                .validate()
+                .validate_for(target)
                 .map_err(|e| format!("connector for {}: {e}", target.as_str()))?;
             let connector = Connector {
                 sink,

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use backhaul_domain::action::{Action, Target};
+use backhaul_domain::action::{Action, ActionKind, Target};
 use backhaul_domain::eligibility::Assessment;
 use backhaul_domain::model::ReturnRequest;
 use backhaul_domain::{
@@ -96,6 +96,11 @@ pub struct EngineConfig {
     /// deliver them). Set from the configured connectors, not from the file.
     #[serde(skip)]
     pub outbound: BTreeSet<Target>,
+    /// Action kinds of those systems that their connectors are not given
+    /// (`delivery.skip_kinds`): written to the outbox for nobody. Set from
+    /// the configured connectors with [`connect`](Self::connect).
+    #[serde(skip)]
+    pub skipped: BTreeSet<ActionKind>,
     /// Which system owns which governed attribute (`[engine.ownership]`,
     /// checked when the configuration is read).
     pub ownership: Ownership,
@@ -116,10 +121,22 @@ impl Default for EngineConfig {
             committer: CommitterConfig::default(),
             cache_capacity: 100_000,
             outbound: BTreeSet::new(),
+            skipped: BTreeSet::new(),
             ownership: Ownership::default(),
             rules: RulesHandle::default(),
             dispose_on_inspection: false,
         }
+    }
+}
+
+impl EngineConfig {
+    /// The systems `sinks` serve, and the kinds their policies skip.
+    pub fn connect(&mut self, sinks: &crate::dispatch::Sinks) {
+        self.outbound = sinks.iter().map(|(sink, _)| sink.target()).collect();
+        self.skipped = sinks
+            .iter()
+            .flat_map(|(_, policy)| policy.skip_kinds.iter().copied())
+            .collect();
     }
 }
 
@@ -209,6 +226,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     slots: Mutex<Slots>,
     outbound: BTreeSet<Target>,
+    skipped: BTreeSet<ActionKind>,
     ownership: Ownership,
     rules: RulesHandle,
     dispose_on_inspection: bool,
@@ -242,6 +260,7 @@ impl Engine {
                 clock,
                 slots: Mutex::new(LruCache::new(capacity)),
                 outbound: config.outbound,
+                skipped: config.skipped,
                 ownership: config.ownership,
                 rules: config.rules,
                 dispose_on_inspection: config.dispose_on_inspection,
@@ -565,7 +584,10 @@ impl Engine {
                 Some(before) => {
                     backhaul_domain::action::actions(before, &state, &events, version, now)
                         .into_iter()
-                        .filter(|a| self.inner.outbound.contains(&a.target()))
+                        .filter(|a| {
+                            self.inner.outbound.contains(&a.target())
+                                && !self.inner.skipped.contains(&a.kind)
+                        })
                         .map(|a| to_delivery(&a, version, correlation_id))
                         .collect::<Result<Vec<_>, _>>()?
                 }

@@ -232,16 +232,6 @@ fn hub(store: AnyStore, dir: Option<tempfile::TempDir>, setup: Setup) -> Hub {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let clock = ManualClock::new(start_at());
-    let engine = Engine::start(
-        store.clone(),
-        EngineConfig {
-            outbound: setup.targets.iter().copied().collect::<BTreeSet<_>>(),
-            ..EngineConfig::default()
-        },
-        Arc::new(clock.clone()),
-        &tracker,
-        shutdown.child_token(),
-    );
     let script = Arc::new(Mutex::new(Script::default()));
     let barrier = setup
         .barrier
@@ -256,9 +246,21 @@ fn hub(store: AnyStore, dir: Option<tempfile::TempDir>, setup: Setup) -> Hub {
                 script: Arc::clone(&script),
                 barrier: barrier.clone(),
             });
-            (sink, setup.policy.clone())
+            // Each connector skips the kinds of its own target.
+            let mut policy = setup.policy.clone();
+            policy.skip_kinds.retain(|k| k.target() == *t);
+            (sink, policy)
         })
         .collect();
+    let mut config = EngineConfig::default();
+    config.connect(&sinks);
+    let engine = Engine::start(
+        store.clone(),
+        config,
+        Arc::new(clock.clone()),
+        &tracker,
+        shutdown.child_token(),
+    );
     let dispatcher = Dispatcher::new(engine.clone(), DispatcherConfig::default(), sinks).unwrap();
     Hub {
         engine,
@@ -989,6 +991,67 @@ async fn disposition_documents_are_asked_for_and_linked(h: Hub) {
     h.stop().await;
 }
 
+/// An ERP that takes no inventory adjustments and no supplier claims
+/// (`delivery.skip_kinds`): the hub writes no delivery for them, so nothing
+/// waits in the exception queue, and the credit memo and the other
+/// documents go as before.
+async fn skipped_kinds_are_not_written_to_the_outbox(h: Hub) {
+    let id = h.approved_return("4").await;
+    h.settle().await;
+    h.run(
+        id,
+        json!({"command": "record_receipt", "receipt_ref": "RCPT-SKIP",
+               "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": "4"}]}),
+        "receipt",
+    )
+    .await;
+    h.run(
+        id,
+        json!({"command": "record_inspection", "inspections": [{"line_no": 1, "quantity": "4", "condition": "X"}]}),
+        "inspect",
+    )
+    .await;
+    h.run(
+        id,
+        json!({"command": "record_disposition", "dispositions": [
+            {"line_no": 1, "quantity": "2", "disposition": "vendor_return", "vendor": "V-ONE"},
+            {"line_no": 1, "quantity": "2", "disposition": "refurbish"}]}),
+        "dispose",
+    )
+    .await;
+    h.settle().await;
+
+    assert!(h.calls(ActionKind::ErpSupplierClaim).is_empty());
+    assert!(h.calls(ActionKind::ErpInventoryAdjustment).is_empty());
+    assert_eq!(h.calls(ActionKind::ErpRepairOrder).len(), 1);
+    assert_eq!(h.calls(ActionKind::ErpCreditMemo).len(), 1);
+    let kinds: BTreeSet<String> = h
+        .store
+        .list_deliveries(&backhaul_store::DeliveryFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.kind.clone())
+        .collect();
+    assert!(
+        !kinds.contains("erp_supplier_claim") && !kinds.contains("erp_inventory_adjustment"),
+        "{kinds:?}"
+    );
+    assert!(h.deliveries(DeliveryState::Exception).await.is_empty());
+    assert!(h.deliveries(DeliveryState::Pending).await.is_empty());
+    h.stop().await;
+}
+
+fn skipping() -> Setup {
+    let mut setup = Setup::default();
+    setup.policy.skip_kinds = [
+        ActionKind::ErpSupplierClaim,
+        ActionKind::ErpInventoryAdjustment,
+    ]
+    .into();
+    setup
+}
+
 macro_rules! on_both_backends {
     ($($check:ident => $setup:expr),* $(,)?) => {
         mod sqlite {
@@ -1062,4 +1125,5 @@ on_both_backends!(
     cancellation_undoes_what_the_systems_were_told => super::Setup::default(),
     a_label_arriving_after_cancellation_is_voided => super::retries(8),
     the_scheduler_expires_returns_nobody_ships => super::Setup::default(),
+    skipped_kinds_are_not_written_to_the_outbox => super::skipping(),
 );

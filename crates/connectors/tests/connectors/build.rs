@@ -132,6 +132,44 @@ fn a_delivery_policy_with_rate_zero_is_refused() {
 }
 
 #[test]
+fn skipped_kinds_must_be_the_targets_own_and_not_needed_by_others() {
+    let skip = |kinds: &str| {
+        format!(
+            "[connectors.erp]\nkind = \"sim-erp\"\n[connectors.erp.delivery]\nskip_kinds = {kinds}\n"
+        )
+    };
+    let sinks = build(
+        &sections(&skip(
+            r#"["erp_inventory_adjustment", "erp_supplier_claim"]"#,
+        )),
+        &every_router(),
+    )
+    .expect("an ERP may skip what it does not take");
+    assert_eq!(sinks[0].1.skip_kinds.len(), 2);
+
+    let message = refusal(&skip(r#"["carrier_label"]"#), &every_router());
+    assert!(
+        message.starts_with(
+            "connectors.erp: delivery: skip_kinds: `carrier_label` is an action for carrier"
+        ),
+        "{message}"
+    );
+    let message = refusal(&skip(r#"["erp_return_order"]"#), &every_router());
+    assert!(
+        message.contains("waits for `erp_return_order`"),
+        "{message}"
+    );
+    let message = toml::from_str::<File>(&skip(r#"["erp_returns"]"#))
+        .err()
+        .expect("an unknown kind is refused when the file is read")
+        .to_string();
+    assert!(
+        message.contains("unknown variant `erp_returns`") && message.contains("erp_supplier_claim"),
+        "it names the kind and the known ones: {message}"
+    );
+}
+
+#[test]
 fn a_system_name_that_is_not_a_reference_is_refused() {
     let message = refusal(
         r#"
