@@ -16,7 +16,7 @@ mod harness;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use backhaul_domain::action::{Action, ActionKind, ActionResult, Target};
+use backhaul_domain::action::{Action, ActionKind, ActionResult};
 use backhaul_engine::{
     CommandMeta, DeliveryPolicy, DeliveryRequest, Dispatcher, DispatcherConfig, Engine,
     EngineConfig, ManualClock, Sink, SinkError,
@@ -94,6 +94,12 @@ struct Hub {
 
 impl Hub {
     async fn start(t: &Tryton) -> Hub {
+        Hub::start_skipping(t, &[]).await
+    }
+
+    /// The hub with Tryton as its ERP, whose connector is not given the
+    /// kinds in `skip` (`delivery.skip_kinds`).
+    async fn start_skipping(t: &Tryton, skip: &[ActionKind]) -> Hub {
         let dir = tempfile::tempdir().unwrap();
         let store = AnyStore::Sqlite(
             SqliteStore::open(&dir.path().join("hub.db"), SqliteSync::Normal)
@@ -103,10 +109,17 @@ impl Hub {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 27, 9, 0, 0).unwrap());
-        let config = EngineConfig {
-            outbound: [Target::Erp].into(),
-            ..EngineConfig::default()
+        let policy = DeliveryPolicy {
+            // One return costs Tryton about 3 s: one call at a time, and
+            // room for it.
+            concurrency: 1,
+            timeout_ms: 120_000,
+            skip_kinds: skip.iter().copied().collect(),
+            ..DeliveryPolicy::default()
         };
+        let sinks = vec![(t.sink(), policy)];
+        let mut config = EngineConfig::default();
+        config.connect(&sinks);
         let engine = Engine::start(
             store,
             config,
@@ -114,19 +127,8 @@ impl Hub {
             &tracker,
             shutdown.child_token(),
         );
-        let policy = DeliveryPolicy {
-            // One return costs Tryton about 3 s: one call at a time, and
-            // room for it.
-            concurrency: 1,
-            timeout_ms: 120_000,
-            ..DeliveryPolicy::default()
-        };
-        let dispatcher = Dispatcher::new(
-            engine.clone(),
-            DispatcherConfig::default(),
-            vec![(t.sink(), policy)],
-        )
-        .unwrap();
+        let dispatcher =
+            Dispatcher::new(engine.clone(), DispatcherConfig::default(), sinks).unwrap();
         Hub {
             engine,
             dispatcher,
@@ -355,6 +357,49 @@ async fn a_restocking_fee_and_a_replaced_line_are_posted_as_the_hub_credits_them
     let lines = note_lines(&t, &notes[0]["number"]).await;
     assert_eq!(lines["SKU-001"], (dec("-2"), dec("21.25")), "{lines:?}");
     assert_eq!(lines["SKU-002"], (dec("-1"), dec("0")), "{lines:?}");
+    hub.stop().await;
+}
+
+/// Units dispositioned `replacement` with an ERP connector that is not
+/// given replacement orders (Tryton books none here: `skip_kinds`): nothing
+/// waits in the exception queue, the replaced units are received into
+/// stock, and the credit note credits them nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaced_units_with_replacement_orders_skipped_are_credited_nothing() {
+    let Some(t) = tryton().await else { return };
+    let second_before = t.stock("SKU-002", "STO").await;
+    let hub = Hub::start_skipping(&t, &[ActionKind::ErpReplacementOrder]).await;
+    // `settle` fails on any exception or retry.
+    let id = hub
+        .received_and_disposed(
+            [("DAMAGED", "refund"), ("DAMAGED", "replacement")],
+            "RCPT-RPL",
+            json!([
+                {"line_no": 1, "quantity": "2", "disposition": "restock"},
+                {"line_no": 2, "quantity": "1", "disposition": "replacement"}]),
+        )
+        .await;
+    let summary = hub.engine.get(id).await.unwrap().unwrap().to_value();
+    let rma = summary["rma_number"].as_str().unwrap().to_owned();
+    let documents = summary["documents"].as_array().unwrap();
+    assert!(
+        documents.iter().all(|d| d["kind"] != "replacement_order"),
+        "{summary:#}"
+    );
+    let memo = documents
+        .iter()
+        .find(|d| d["kind"] == "credit_memo")
+        .unwrap_or_else(|| panic!("a credit memo in {summary:#}"));
+    // SKU-001: 2 × (25.00 + 2.50); SKU-002 replaced: nothing.
+    assert_eq!(memo["amount"]["amount"], "55.00", "{memo}");
+    let docs = t.documents(&rma).await;
+    assert_eq!(docs.notes.len(), 1, "{:?}", docs.notes);
+    assert_eq!(docs.notes[0]["state"], "posted");
+    assert_eq!(
+        harness::decimal(&docs.notes[0]["total_amount"]),
+        dec("-55.00")
+    );
+    assert_eq!(t.stock("SKU-002", "STO").await - second_before, dec("1"));
     hub.stop().await;
 }
 
