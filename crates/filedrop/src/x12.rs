@@ -39,8 +39,8 @@ use backhaul_engine::Inbox;
 use backhaul_x12::error::{Location, Problem as X12Problem};
 use backhaul_x12::{
     AckOutcome, AckStatus, Error as X12Error, Group, Interchange, InterchangeHeader, ReplyEnvelope,
-    TransactionSet, generate_997, generate_ta1, is_acknowledgement, mapping, needs_997, read_997,
-    ts180,
+    ReplyFrom, TransactionSet, generate_997, generate_ta1, is_acknowledgement, mapping, needs_997,
+    read_997, ts180,
 };
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
@@ -96,6 +96,13 @@ pub(crate) async fn process(
         group_control: control,
         set_control: 1,
         timestamp: now.naive_utc(),
+        // Always this hub's own ids: an interchange addressed to someone
+        // else is answered by us, not in that party's name.
+        from: Some(ReplyFrom {
+            qualifier: settings.our_qualifier.clone(),
+            id: settings.our_id.clone(),
+            application_id: settings.our_application_id.clone(),
+        }),
     };
     let interchange = match Interchange::parse(bytes) {
         Ok(interchange) => interchange,

@@ -989,6 +989,12 @@ async fn an_interchange_for_another_receiver_is_rejected() {
     let file = scan_one(&drop).await;
     assert!(hub.returns().await.is_empty());
     assert!(file.refused.as_deref().unwrap().contains("SOMEONEELSE"));
+    // The rejection comes from this hub, not in the other party's name.
+    let reply = std::fs::read_to_string(file.ack.as_ref().unwrap()).unwrap();
+    let reply = Interchange::parse_valid(reply.as_bytes()).unwrap();
+    assert_eq!(reply.sender(), ("ZZ", "BACKHAUL"));
+    assert_eq!(reply.receiver(), ("ZZ", "MEGAMART"));
+    assert_eq!(reply.groups()[0].header().element(2), "BACKHAUL");
     hub.stop().await;
 }
 

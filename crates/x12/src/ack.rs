@@ -30,14 +30,27 @@ mod note {
     pub(super) const INVALID_CONTENT: &str = "024";
 }
 
-/// Control numbers and time for the 997's own envelopes; the parties,
-/// version and separators are those of the received interchange, reversed.
+/// Control numbers and time for the 997's own envelopes; the version and
+/// separators are those of the received interchange, and its parties
+/// reversed unless `from` names who answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyEnvelope {
     pub interchange_control: u32,
     pub group_control: u32,
     pub set_control: u32,
     pub timestamp: NaiveDateTime,
+    /// Who the reply is from. `None`: the party the received interchange
+    /// was addressed to. A receiver answering an interchange addressed to
+    /// someone else must name itself here, not sign as that other party.
+    pub from: Option<ReplyFrom>,
+}
+
+/// The answering party's ids (ISA05/ISA06 and GS02 of the reply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyFrom {
+    pub qualifier: String,
+    pub id: String,
+    pub application_id: String,
 }
 
 /// What to acknowledge: every problem found in the received interchange.
@@ -97,7 +110,10 @@ pub fn generate_997(received: &Interchange, outcome: &AckOutcome) -> Result<Stri
         body.push("AK9", "AK9", &ak9)?;
     }
 
-    let (sender_q, sender) = received.receiver();
+    let (sender_q, sender) = outcome.reply.from.as_ref().map_or_else(
+        || received.receiver(),
+        |f| (f.qualifier.as_str(), f.id.as_str()),
+    );
     let (receiver_q, receiver) = received.sender();
     let first = received.groups().first();
     let settings = EnvelopeSettings {
@@ -112,7 +128,10 @@ pub fn generate_997(received: &Interchange, outcome: &AckOutcome) -> Result<Stri
         sender_id: sender.to_owned(),
         receiver_qualifier: receiver_q.to_owned(),
         receiver_id: receiver.to_owned(),
-        application_sender: first.map_or(sender, |g| g.header().element(3)).to_owned(),
+        application_sender: match &outcome.reply.from {
+            Some(from) => from.application_id.clone(),
+            None => first.map_or(sender, |g| g.header().element(3)).to_owned(),
+        },
         application_receiver: first.map_or(receiver, |g| g.header().element(2)).to_owned(),
         interchange_control: outcome.reply.interchange_control,
         group_control: outcome.reply.group_control,
@@ -357,7 +376,10 @@ pub fn generate_ta1(
     } else {
         Version::V4010
     };
-    let (sender_q, sender) = received.receiver();
+    let (sender_q, sender) = reply.from.as_ref().map_or_else(
+        || received.receiver(),
+        |f| (f.qualifier.as_str(), f.id.as_str()),
+    );
     let (receiver_q, receiver) = received.sender();
     let settings = EnvelopeSettings {
         separators: received.separators(),

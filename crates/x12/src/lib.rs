@@ -24,7 +24,7 @@ pub mod ts180;
 pub mod write;
 
 pub use ack::{
-    AckOutcome, AckStatus, ReceivedAck, ReplyEnvelope, generate_997, generate_ta1,
+    AckOutcome, AckStatus, ReceivedAck, ReplyEnvelope, ReplyFrom, generate_997, generate_ta1,
     is_acknowledgement, needs_997, read_997,
 };
 pub use error::{Error, Location, Problem};

@@ -23,6 +23,7 @@ fn reply() -> ReplyEnvelope {
             .unwrap()
             .and_hms_opt(8, 30, 0)
             .unwrap(),
+        from: None,
     }
 }
 

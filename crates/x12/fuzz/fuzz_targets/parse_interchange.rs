@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         group_control: 1,
         set_control: 1,
         timestamp,
+        from: None,
     };
     let _ = generate_997(&received, &AckOutcome { reply, errors });
 });
