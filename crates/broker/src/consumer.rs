@@ -5,7 +5,9 @@
 //! `dev.backhaul.command.<command>` ([`COMMAND_TYPE_PREFIX`]), `subject` the
 //! return id, `id` the message id, `data` the command body as the HTTP API
 //! takes it (without its `command` field: the type says which), and an
-//! optional `causationid` extension.
+//! optional `causationid` extension. A `request` opens a return: it has no
+//! `subject` (the hub assigns the id) and its `data` is the return request
+//! as `POST /v1/returns` takes it.
 //!
 //! What happens to a message:
 //! - applied, or already applied under the same id (the dedup key
@@ -29,6 +31,7 @@ use async_nats::jetstream::{
     stream,
 };
 use backhaul_domain::Command;
+use backhaul_domain::model::ReturnRequest;
 use backhaul_domain::values::ReturnId;
 use backhaul_engine::{Engine, Error as EngineError, Inbox, Received};
 use futures_util::StreamExt;
@@ -55,16 +58,15 @@ const IDLE_WAIT: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Commands a broker message may not carry, and why.
-const REFUSED_COMMANDS: [(&str, &str); 2] = [
-    (
-        "request",
-        "a return is opened through the API, which assigns its id",
-    ),
-    (
-        "record_refused_update",
-        "only the engine records refused updates",
-    ),
-];
+const REFUSED_COMMANDS: [(&str, &str); 1] = [(
+    "record_refused_update",
+    "only the engine records refused updates",
+)];
+
+/// The command that opens a return: its `data` is the return request as
+/// `POST /v1/returns` takes it, and it has no `subject` (the hub assigns
+/// the return's id).
+const OPEN_COMMAND: &str = "request";
 
 /// What one pass over the available messages did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -150,10 +152,18 @@ pub(crate) enum Verdict {
 #[derive(Debug)]
 struct Inbound {
     id: String,
-    return_id: ReturnId,
-    command: Command,
+    action: Apply,
     fingerprint: String,
     causation_id: Option<Uuid>,
+}
+
+/// What a message asks of the hub.
+#[derive(Debug)]
+enum Apply {
+    /// A command for an existing return.
+    Command(ReturnId, Command),
+    /// A new return.
+    Open(ReturnRequest),
 }
 
 /// Applies the commands of a JetStream stream through an [`Inbox`].
@@ -369,21 +379,28 @@ pub(crate) async fn apply(inbox: &Inbox, payload: &[u8], scheme: &str) -> Verdic
         Ok(inbound) => inbound,
         Err(reason) => return Verdict::Malformed(reason),
     };
-    let received = inbox
-        .receive(
-            inbound.return_id,
-            inbound.command,
-            &format!("{scheme}:{}", inbound.id),
-            &inbound.fingerprint,
-            inbound.causation_id,
-        )
-        .await;
-    let context = |e: &EngineError| {
-        format!(
-            "message {} for return {}: {e}",
-            inbound.id, inbound.return_id
-        )
+    let key = format!("{scheme}:{}", inbound.id);
+    let (received, about) = match inbound.action {
+        Apply::Command(return_id, command) => (
+            inbox
+                .receive(
+                    return_id,
+                    command,
+                    &key,
+                    &inbound.fingerprint,
+                    inbound.causation_id,
+                )
+                .await,
+            format!("return {return_id}"),
+        ),
+        Apply::Open(request) => (
+            inbox
+                .create(request, &key, &inbound.fingerprint, inbound.causation_id)
+                .await,
+            "a new return".to_owned(),
+        ),
     };
+    let context = |e: &EngineError| format!("message {} for {about}: {e}", inbound.id);
     match received {
         Ok(Received::Applied(_)) => Verdict::Applied,
         Ok(Received::Duplicate(_)) => Verdict::Duplicate,
@@ -437,7 +454,14 @@ fn parse(payload: &[u8]) -> Result<Inbound, String> {
             "command `{name}` is not accepted from the broker: {why}"
         ));
     }
-    let return_id = ReturnId::parse(text("subject")?).map_err(|e| format!("subject: {e}"))?;
+    let return_id = if name == OPEN_COMMAND {
+        if envelope.contains_key("subject") {
+            return Err("a `request` has no `subject`: the hub assigns the new return's id".into());
+        }
+        None
+    } else {
+        Some(ReturnId::parse(text("subject")?).map_err(|e| format!("subject: {e}"))?)
+    };
     if let Some(content_type) = envelope.get("datacontenttype")
         && !matches!(content_type.as_str(), Some("application/json"))
     {
@@ -468,13 +492,21 @@ fn parse(payload: &[u8]) -> Result<Inbound, String> {
     if body.contains_key("command") {
         return Err("data must not carry `command`: the type names it".into());
     }
-    body.insert("command".into(), Value::String(name.to_owned()));
-    let command: Command = serde_json::from_value(Value::Object(body))
-        .map_err(|e| format!("data is not a `{name}` command: {e}"))?;
+    let action = match return_id {
+        None => Apply::Open(
+            serde_json::from_value(Value::Object(body))
+                .map_err(|e| format!("data is not a return request: {e}"))?,
+        ),
+        Some(return_id) => {
+            body.insert("command".into(), Value::String(name.to_owned()));
+            let command: Command = serde_json::from_value(Value::Object(body))
+                .map_err(|e| format!("data is not a `{name}` command: {e}"))?;
+            Apply::Command(return_id, command)
+        }
+    };
     Ok(Inbound {
         id,
-        return_id,
-        command,
+        action,
         fingerprint,
         causation_id,
     })
@@ -505,14 +537,40 @@ mod tests {
         message["causationid"] = json!(causation.to_string());
         let inbound = parse(message.to_string().as_bytes()).expect("parses");
         assert_eq!(inbound.id, "m-1");
-        assert_eq!(inbound.command.name(), "record_carrier_milestone");
+        let Apply::Command(_, command) = &inbound.action else {
+            panic!("a command: {inbound:?}");
+        };
+        assert_eq!(command.name(), "record_carrier_milestone");
         assert_eq!(inbound.causation_id, Some(causation));
         assert_eq!(
             inbound.fingerprint,
             hex::encode(Sha256::digest(data.to_string().as_bytes()))
         );
         let close = parse(envelope("close", Value::Null).to_string().as_bytes()).expect("parses");
-        assert_eq!(close.command, Command::Close);
+        assert!(matches!(close.action, Apply::Command(_, Command::Close)));
+    }
+
+    #[test]
+    fn a_request_message_opens_a_return_and_has_no_subject() {
+        let data = json!({
+            "channel": "marketplace", "customer": "C1", "order_ref": "SO-1", "currency": "USD",
+            "site": "DC1",
+            "lines": [{"line_no": 1, "sku": "SKU-1", "quantity": "1", "uom": "EA",
+                       "reason_code": "DAMAGED", "requested_outcome": "refund",
+                       "unit_price": {"amount": "10.00", "currency": "USD"},
+                       "unit_tax": {"amount": "0.00", "currency": "USD"}}]
+        });
+        let mut message = envelope("request", data);
+        assert!(reason(&message).contains("has no `subject`"));
+        message.as_object_mut().expect("object").remove("subject");
+        let inbound = parse(message.to_string().as_bytes()).expect("parses");
+        let Apply::Open(request) = &inbound.action else {
+            panic!("a new return: {inbound:?}");
+        };
+        assert_eq!(request.lines.len(), 1);
+        let mut no_lines = envelope("request", json!({"channel": "portal"}));
+        no_lines.as_object_mut().expect("object").remove("subject");
+        assert!(reason(&no_lines).starts_with("data is not a return request"));
     }
 
     #[test]
@@ -537,12 +595,10 @@ mod tests {
         other_type["type"] = json!("dev.backhaul.return.ReturnApproved");
         assert!(reason(&other_type).contains("does not start with"));
         assert!(reason(&envelope("teleport", json!({}))).contains("unknown variant"));
-        for refused in ["request", "record_refused_update"] {
-            assert!(
-                reason(&envelope(refused, json!({}))).contains("not accepted from the broker"),
-                "{refused}"
-            );
-        }
+        assert!(
+            reason(&envelope("record_refused_update", json!({})))
+                .contains("not accepted from the broker")
+        );
         assert!(reason(&envelope("close", json!({"command": "cancel"}))).contains("carry"));
         assert!(reason(&envelope("close", json!([1]))).contains("JSON object"));
         assert!(

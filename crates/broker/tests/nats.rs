@@ -536,6 +536,34 @@ async fn a_command_message_is_applied_once_however_often_it_arrives() {
     hub.stop().await;
 }
 
+/// A marketplace opening returns over the broker: a `request` message (no
+/// subject, the return request as data) opens one return, however often
+/// the message arrives.
+#[tokio::test]
+async fn a_request_message_opens_one_return_however_often_it_arrives() {
+    let hub = Hub::start().await;
+    let mut consumer = hub.consumer().await;
+    let body = serde_json::to_vec(&json!({
+        "specversion": "1.0", "id": "r-1", "source": "urn:marketplace:test",
+        "type": format!("{COMMAND_TYPE_PREFIX}request"),
+        "datacontenttype": "application/json",
+        "data": serde_json::to_value(request()).unwrap(),
+    }))
+    .unwrap();
+    hub.send(body.clone()).await;
+    hub.send(body).await;
+    assert_eq!(consumer.drain().await.unwrap(), tally(1, 1, 0, 0));
+    let returns = hub
+        .engine
+        .store()
+        .list_summaries(&backhaul_store::SummaryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(returns.len(), 1, "one return for two copies");
+    assert_eq!(returns[0].order_ref, "SO-1");
+    hub.stop().await;
+}
+
 #[tokio::test]
 async fn malformed_messages_are_terminated_and_the_next_good_one_applied() {
     let hub = Hub::start().await;
