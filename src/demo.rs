@@ -1039,16 +1039,17 @@ pub(crate) async fn run(
     let policy = Policy::load(policy_file, policy_text)
         .map_err(|e| anyhow::anyhow!("the sample policy does not load:\n{e}"))?;
     let policy_version = policy.version().to_owned();
+    let mut engine_config = EngineConfig {
+        // The master data is loaded below, through the engine, as an
+        // operator's import would be.
+        rules: RulesHandle::new(Some(policy), MasterData::empty()),
+        dispose_on_inspection: true,
+        ..EngineConfig::default()
+    };
+    engine_config.connect(&sinks);
     let engine = Engine::start(
         store.clone(),
-        EngineConfig {
-            outbound: sinks.iter().map(|(sink, _)| sink.target()).collect(),
-            // The master data is loaded below, through the engine, as an
-            // operator's import would be.
-            rules: RulesHandle::new(Some(policy), MasterData::empty()),
-            dispose_on_inspection: true,
-            ..EngineConfig::default()
-        },
+        engine_config,
         Arc::new(clock.clone()),
         &tracker,
         shutdown.child_token(),

@@ -230,7 +230,9 @@ fn build(
         }
     }
     match (problems.is_empty(), target, event_ref) {
-        (true, Some((target, _)), Some(event_ref)) => Ok((target, command(event_ref, lines))),
+        (true, Some((target, _)), Some(event_ref)) => {
+            Ok((target, command(events, event_ref, lines)))
+        }
         _ => Err(problems),
     }
 }
@@ -322,29 +324,36 @@ fn parse_disposition(raw: &str) -> Result<Disposition, ValueError> {
     })
 }
 
-/// The command of one event from its lines.
-fn command(event_ref: ExternalRef, lines: Vec<Line>) -> Command {
-    let mut receipt = Vec::new();
-    let mut inspections = Vec::new();
-    let mut dispositions = Vec::new();
-    // Every line of a file is of the file's kind, so exactly one of these
-    // fills.
-    for line in lines {
-        match line {
-            Line::Receipt(l) => receipt.push(l),
-            Line::Inspection(l) => inspections.push(l),
-            Line::Putaway(l) => dispositions.push(l),
-        }
-    }
-    if !inspections.is_empty() {
-        Command::RecordInspection { inspections }
-    } else if !dispositions.is_empty() {
-        Command::RecordDisposition { dispositions }
-    } else {
-        Command::RecordReceipt(Receipt {
+/// The command of one event of kind `events` from its lines (all of that
+/// kind: `row_line` builds them by it).
+fn command(events: Events, event_ref: ExternalRef, lines: Vec<Line>) -> Command {
+    let lines = lines.into_iter();
+    match events {
+        Events::Receipts => Command::RecordReceipt(Receipt {
             receipt_ref: event_ref,
-            lines: receipt,
-        })
+            lines: lines
+                .filter_map(|l| match l {
+                    Line::Receipt(r) => Some(r),
+                    Line::Inspection(_) | Line::Putaway(_) => None,
+                })
+                .collect(),
+        }),
+        Events::Inspections => Command::RecordInspection {
+            inspections: lines
+                .filter_map(|l| match l {
+                    Line::Inspection(i) => Some(i),
+                    Line::Receipt(_) | Line::Putaway(_) => None,
+                })
+                .collect(),
+        },
+        Events::Putaways => Command::RecordDisposition {
+            dispositions: lines
+                .filter_map(|l| match l {
+                    Line::Putaway(d) => Some(d),
+                    Line::Receipt(_) | Line::Inspection(_) => None,
+                })
+                .collect(),
+        },
     }
 }
 

@@ -196,10 +196,7 @@ pub(crate) async fn process(
                     bgn.to_owned(),
                 ]
             };
-            let lines = vec![
-                u64::try_from(set.header().position()).unwrap_or(u64::MAX),
-                u64::try_from(set.trailer().position()).unwrap_or(u64::MAX),
-            ];
+            let lines = set_lines(set);
             let reject = |out: &mut Processed, bgn: &str, problems: Vec<Problem>| {
                 let reason = problems.first().map(|p| p.reason.clone());
                 for p in &problems {
@@ -317,10 +314,7 @@ pub(crate) async fn process(
 /// warning for operations; nothing to apply and nothing to answer.
 fn acknowledgement(out: &mut Processed, group: &Group, set: &TransactionSet, errors: &[X12Error]) {
     let reference = format!("{}/{}", group.control_number(), set.control_number());
-    let lines = vec![
-        u64::try_from(set.header().position()).unwrap_or(u64::MAX),
-        u64::try_from(set.trailer().position()).unwrap_or(u64::MAX),
-    ];
+    let lines = set_lines(set);
     let own = errors
         .iter()
         .find(|e| e.location().is_some_and(|at| within(set, at)))
@@ -380,6 +374,14 @@ fn acknowledgement(out: &mut Processed, group: &Group, set: &TransactionSet, err
             });
         }
     }
+}
+
+/// The segment positions of a set's ST and SE: its "lines" in the summary.
+fn set_lines(set: &TransactionSet) -> Vec<u64> {
+    vec![
+        u64::try_from(set.header().position()).unwrap_or(u64::MAX),
+        u64::try_from(set.trailer().position()).unwrap_or(u64::MAX),
+    ]
 }
 
 /// A set the hub refused, as a content error at its ST (AK5 R).

@@ -45,6 +45,15 @@ pub struct ReplyEnvelope {
     pub from: Option<ReplyFrom>,
 }
 
+impl ReplyEnvelope {
+    /// ISA05/ISA06 of the reply to an interchange addressed to `addressed`.
+    fn sender<'a>(&'a self, addressed: (&'a str, &'a str)) -> (&'a str, &'a str) {
+        self.from
+            .as_ref()
+            .map_or(addressed, |f| (f.qualifier.as_str(), f.id.as_str()))
+    }
+}
+
 /// The answering party's ids (ISA05/ISA06 and GS02 of the reply).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyFrom {
@@ -110,10 +119,7 @@ pub fn generate_997(received: &Interchange, outcome: &AckOutcome) -> Result<Stri
         body.push("AK9", "AK9", &ak9)?;
     }
 
-    let (sender_q, sender) = outcome.reply.from.as_ref().map_or_else(
-        || received.receiver(),
-        |f| (f.qualifier.as_str(), f.id.as_str()),
-    );
+    let (sender_q, sender) = outcome.reply.sender(received.receiver());
     let (receiver_q, receiver) = received.sender();
     let first = received.groups().first();
     let settings = EnvelopeSettings {
@@ -376,10 +382,7 @@ pub fn generate_ta1(
     } else {
         Version::V4010
     };
-    let (sender_q, sender) = reply.from.as_ref().map_or_else(
-        || received.receiver(),
-        |f| (f.qualifier.as_str(), f.id.as_str()),
-    );
+    let (sender_q, sender) = reply.sender(received.receiver());
     let (receiver_q, receiver) = received.sender();
     let settings = EnvelopeSettings {
         separators: received.separators(),
