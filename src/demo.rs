@@ -1047,13 +1047,14 @@ pub(crate) async fn run(
         ..EngineConfig::default()
     };
     engine_config.connect(&sinks);
-    let engine = Engine::start(
+    let engine = Engine::open(
         store.clone(),
         engine_config,
         Arc::new(clock.clone()),
         &tracker,
         shutdown.child_token(),
-    );
+    )
+    .await?;
     let dispatcher = Dispatcher::new(
         engine.clone(),
         DispatcherConfig {

@@ -92,13 +92,14 @@ pub(crate) async fn serve(config: Config) -> anyhow::Result<()> {
     engine_config.connect(&sinks);
     engine_config.rules = RulesHandle::new(policy, master);
     engine_config.dispose_on_inspection = config.policy.dispose_on_inspection;
-    let engine = Engine::start(
+    let engine = Engine::open(
         store,
         engine_config,
         Arc::new(SystemClock),
         &tracker,
         shutdown.child_token(),
-    );
+    )
+    .await?;
     let dispatcher = Dispatcher::new(engine.clone(), config.dispatcher.clone(), sinks)
         .map_err(|e| anyhow::anyhow!("dispatcher: {e}"))?;
     let connected = (!dispatcher.targets().is_empty()).then(|| dispatcher.clone());

@@ -242,8 +242,24 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Brings the store's read model up to its log ([`crate::catch_up`]:
+    /// rows a crash kept from being written), then starts the engine. The way
+    /// to start on a store that was used before.
+    pub async fn open(
+        store: AnyStore,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+        tracker: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Result<Self, Error> {
+        crate::replay::catch_up(&store).await?;
+        Ok(Self::start(store, config, clock, tracker, shutdown))
+    }
+
     /// Starts the engine's group committer on `tracker`; it stops when
-    /// `shutdown` is cancelled, after committing what was queued.
+    /// `shutdown` is cancelled, after committing what was queued. On a store
+    /// that was used before, [`Engine::open`] first catches the read model
+    /// up with the log.
     pub fn start(
         store: AnyStore,
         config: EngineConfig,
@@ -915,12 +931,20 @@ fn master_error(e: persist::Error) -> Error {
 }
 
 fn answer(summary: &JsonText, version: i64, events: &[Event]) -> Result<JsonText, Error> {
-    let types: Vec<&str> = events.iter().map(Event::event_type).collect();
-    let types = serde_json::to_string(&types).map_err(|e| Error::Corrupt(e.to_string()))?;
-    JsonText::from_string(format!(
-        r#"{{"return":{},"version":{version},"events":{types}}}"#,
-        summary.as_str()
-    ))
+    /// Serialised around the summary's text, which is copied as it is: no
+    /// second serialisation of the summary, and no parse to check the result.
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        #[serde(rename = "return")]
+        summary: &'a serde_json::value::RawValue,
+        version: i64,
+        events: Vec<&'static str>,
+    }
+    JsonText::from_value(&Answer {
+        summary: summary.as_raw(),
+        version,
+        events: events.iter().map(Event::event_type).collect(),
+    })
     .map_err(|e| Error::Corrupt(e.to_string()))
 }
 

@@ -44,6 +44,6 @@ pub use engine::{CommandMeta, Engine, EngineConfig, Error, Idempotency, Outcome,
 pub use expiry::{Expirer, ExpiryConfig};
 pub use outbound::{BoxFuture, DeliveryRequest, Inbox, Received, Sink, SinkError, Source};
 pub use ownership::{NotOwner, Ownership, OwnershipConfig};
-pub use replay::{ReplayReport, replay};
+pub use replay::{ReplayReport, catch_up, replay};
 pub use rules::{Rules, RulesError, RulesHandle, claimed_by};
 pub use simulate::{Changed, Simulation, simulate};

@@ -1,7 +1,9 @@
-//! Rebuilding the read model from the event log (`backhaul replay`). The log
-//! is the truth; the summary table is a cache of `evolve` over it.
+//! Rebuilding the read model from the event log: all of it (`backhaul
+//! replay`), or the streams a crash left behind (`catch_up`, when the engine
+//! opens). The log is the truth; the summary table is a cache of `evolve`
+//! over it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use backhaul_domain::{ReturnState, ReturnSummary, evolve};
 use backhaul_store::{AnyStore, EventStore};
@@ -48,6 +50,67 @@ pub async fn replay(store: &AnyStore) -> Result<ReplayReport, Error> {
         rows.push(summary_row(&summary, version, updated_at)?);
     }
     let returns = rows.len() as u64;
-    store.replace_summaries(rows).await?;
+    store.replace_summaries(rows, after).await?;
     Ok(ReplayReport { events, returns })
+}
+
+/// Streams folded again per write while catching up.
+const CATCH_UP_CHUNK: usize = 500;
+
+/// Brings the read model up to the log: the streams with events after the
+/// store's read-model position are folded from their whole log again and
+/// their rows written, then the position is moved to the last event seen.
+/// Nothing to do on a backend that writes the read model with the events,
+/// or when nothing was lost. Returns how many streams were written.
+///
+/// Safe while commands run: a row never replaces a newer one, and every
+/// stream is folded after the event that named it was read.
+pub async fn catch_up(store: &AnyStore) -> Result<u64, Error> {
+    let Some(mut after) = store.read_model_position().await? else {
+        return Ok(0);
+    };
+    let mut behind = BTreeSet::new();
+    loop {
+        let page = store.read_all(after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        behind.extend(page.iter().map(|r| r.stream_id));
+    }
+    if behind.is_empty() {
+        return Ok(0);
+    }
+    let behind: Vec<Uuid> = behind.into_iter().collect();
+    let chunks = behind.chunks(CATCH_UP_CHUNK);
+    let count = chunks.len();
+    for (n, chunk) in chunks.enumerate() {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            let mut state = ReturnState::default();
+            let mut version = 0;
+            let mut updated_at = None;
+            for r in store.read_stream(*id).await? {
+                evolve(&mut state, &decode(&r)?);
+                version = r.version;
+                updated_at = Some(r.event.recorded_at);
+            }
+            let summary = ReturnSummary::from_state(&state).ok_or_else(|| {
+                Error::Corrupt(format!("stream {id} does not start with a request"))
+            })?;
+            rows.push(summary_row(
+                &summary,
+                version,
+                updated_at.unwrap_or_default(),
+            )?);
+        }
+        // The position moves only with the last chunk: a crash in between
+        // starts the catch-up over, which is slower but loses nothing.
+        let through = (n + 1 == count).then_some(after);
+        store.write_summaries(rows, through).await?;
+    }
+    tracing::info!(
+        streams = behind.len(),
+        through = after,
+        "read model caught up with the log"
+    );
+    Ok(behind.len() as u64)
 }

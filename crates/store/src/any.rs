@@ -188,8 +188,20 @@ impl EventStore for AnyStore {
         delegate!(self, s => s.backlog())
     }
 
-    async fn replace_summaries(&self, rows: Vec<SummaryRow>) -> Result<()> {
-        delegate!(self, s => s.replace_summaries(rows))
+    async fn replace_summaries(&self, rows: Vec<SummaryRow>, through: i64) -> Result<()> {
+        delegate!(self, s => s.replace_summaries(rows, through))
+    }
+
+    async fn read_model_position(&self) -> Result<Option<i64>> {
+        delegate!(self, s => s.read_model_position())
+    }
+
+    async fn flush_read_model(&self) -> Result<()> {
+        delegate!(self, s => s.flush_read_model())
+    }
+
+    async fn write_summaries(&self, rows: Vec<SummaryRow>, through: Option<i64>) -> Result<()> {
+        delegate!(self, s => s.write_summaries(rows, through))
     }
 
     async fn insert_api_key(&self, key: ApiKeyRecord) -> Result<()> {

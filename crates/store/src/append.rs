@@ -1,34 +1,40 @@
-//! The append algorithm, written once for both backends.
+//! The append algorithm and the read-model projection, written once for
+//! both backends.
 //!
 //! A backend opens the transaction and takes its write lock (SQLite: `BEGIN
 //! IMMEDIATE`; PostgreSQL: the append advisory lock), hands [`apply`] an
-//! [`AppendTx`] that knows its SQL, and commits. All decisions about
-//! conflicts, idempotency keys, streams touched twice in one batch and SKU
-//! changes live here, so the two backends cannot drift apart on the semantics
-//! the conformance suite checks. What does not live here: SQL text, type
-//! mapping, transactions.
+//! [`AppendTx`] that knows its SQL, writes the read-model rows [`apply`]
+//! returns with [`project`] (now, or later: see `sqlite::LazyReadModel`), and
+//! commits. All decisions about conflicts, idempotency keys, streams touched
+//! twice in one batch and SKU changes live here, so the two backends cannot
+//! drift apart on the semantics the conformance suite checks. What does not
+//! live here: SQL text, type mapping, transactions.
+//!
+//! The stream head (the version optimistic concurrency checks) is the log
+//! itself: the highest version of the stream's events. The `returns` row is
+//! only the read model, derived from the log, so writing it may lag the
+//! events without any append ever deciding on a stale version.
 //!
 //! The shape of one batch. This is the benchmarked path, and on both
 //! backends the cost of a batch is dominated by the number of statements
 //! (each one a thread hand-off for SQLite, a network round trip for
 //! PostgreSQL), not by the number of rows; so the statement count does not
 //! grow with the number of requests:
-//! 1. read the idempotency keys of the whole batch, then the heads (version
-//!    and SKU list) of every stream it touches: one query each (per chunk);
+//! 1. read the idempotency keys of the whole batch, then the versions of
+//!    every stream it touches (from the log): one query each (per chunk);
 //! 2. decide every request in memory, in batch order: idempotency key, then
 //!    expected version against the head as the earlier requests of the batch
 //!    left it;
-//! 3. write in bulk: new heads (multi-row INSERT), moved heads (one multi-row
-//!    UPDATE, each stream once with its final state), the events, the changed
-//!    SKU rows and the idempotency records of the accepted requests.
+//! 3. write in bulk: the events, the outbox rows and the idempotency records
+//!    of the accepted requests. The events carry their own guard: a second
+//!    event at the same (stream, version) is a unique violation.
 //!
 //! Deciding in memory is sound because the backend holds its write lock from
 //! before step 1 until commit, so no other append can move a head in
-//! between. The writes still carry their conditions (`INSERT` without
-//! `ON CONFLICT`, `UPDATE ... WHERE version = expected`) and their row counts
-//! are checked: should anything write heads without the lock, the batch fails
-//! with `Err(Error)` instead of committing on a stale decision, and the
-//! committer retries its requests one by one.
+//! between; should anything write events without the lock anyway, the
+//! unique (stream, version) index fails the batch with `Err(Error)` instead
+//! of committing on a stale decision, and the committer retries its requests
+//! one by one.
 //!
 //! A failing statement aborts the whole batch with `Err(Error)`; the caller
 //! drops the transaction, so nothing of the batch is written.
@@ -38,7 +44,7 @@ use std::future::Future;
 
 use uuid::Uuid;
 
-use crate::common::{to_i64, to_u64};
+use crate::common::to_i64;
 use crate::{
     AppendConflict, AppendRequest, Appended, Error, IdempotencyRecord, NewDelivery, NewEvent,
     Result, SummaryRow,
@@ -58,20 +64,31 @@ pub(crate) struct DeliveryRow<'a> {
     pub(crate) created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A stream head as stored when the batch began.
-pub(crate) struct StoredHead {
+/// A read-model row to write: a stream's summary at `version`.
+pub(crate) struct RowWrite<'a> {
+    pub(crate) stream_id: Uuid,
+    /// The stream's version the row reflects; the store's, whatever
+    /// `summary.version` says.
     pub(crate) version: i64,
-    pub(crate) skus: Vec<String>,
+    pub(crate) summary: &'a SummaryRow,
 }
 
-/// A stream head to write: the stream's final state after this batch.
-pub(crate) struct HeadWrite<'a> {
-    pub(crate) stream_id: Uuid,
-    /// The stored version the head must still be at (updates only).
-    pub(crate) expected: i64,
+/// Rows as they are (their own stream id and version), in the shape
+/// [`project`] writes.
+pub(crate) fn row_writes(rows: &[SummaryRow]) -> Vec<RowWrite<'_>> {
+    rows.iter()
+        .map(|summary| RowWrite {
+            stream_id: summary.stream_id,
+            version: summary.version,
+            summary,
+        })
+        .collect()
+}
+
+/// A read-model row as stored: what [`project`] compares against.
+pub(crate) struct StoredRow {
     pub(crate) version: i64,
-    /// The summary of the stream's last accepted request.
-    pub(crate) summary: &'a SummaryRow,
+    pub(crate) skus: Vec<String>,
 }
 
 /// The statements the append algorithm needs, implemented by each backend
@@ -84,22 +101,12 @@ pub(crate) trait AppendTx: Send {
         keys: &[(&str, &str)],
     ) -> impl Future<Output = Result<HashSet<(String, String)>>> + Send;
 
-    /// The stored heads of those of `streams` that have one.
+    /// The version (highest event version) of those of `streams` that have
+    /// events.
     fn heads(
         &mut self,
         streams: &[Uuid],
-    ) -> impl Future<Output = Result<HashMap<Uuid, StoredHead>>> + Send;
-
-    /// Inserts heads of new streams (a plain INSERT: an existing head is a
-    /// unique violation, failing the batch). Returns the rows inserted.
-    fn insert_heads(&mut self, heads: &[HeadWrite<'_>])
-    -> impl Future<Output = Result<u64>> + Send;
-
-    /// Moves existing heads from `expected` to `version` and overwrites every
-    /// summary column. Returns the rows updated, which is fewer than
-    /// `heads.len()` if some head was not at `expected`.
-    fn update_heads(&mut self, heads: &[HeadWrite<'_>])
-    -> impl Future<Output = Result<u64>> + Send;
+    ) -> impl Future<Output = Result<HashMap<Uuid, i64>>> + Send;
 
     /// Inserts the events and returns (stream_id, version, position) of every
     /// inserted row, in any order.
@@ -107,14 +114,6 @@ pub(crate) trait AppendTx: Send {
         &mut self,
         rows: &[EventRow<'_>],
     ) -> impl Future<Output = Result<Vec<(Uuid, i64, i64)>>> + Send;
-
-    /// Deletes the `return_skus` rows of the streams in `clear`, then inserts
-    /// `rows` (stream_id, sku), which hold no duplicates.
-    fn replace_skus(
-        &mut self,
-        clear: &[Uuid],
-        rows: &[(Uuid, &str)],
-    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Inserts the outbox rows of the accepted requests, as pending and due
     /// at their `created_at`.
@@ -130,10 +129,41 @@ pub(crate) trait AppendTx: Send {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// The statements of [`project`], on an open write transaction.
+pub(crate) trait ProjectTx: Send {
+    /// The stored read-model rows (version and SKU list) of those of
+    /// `streams` that have one.
+    fn stored_rows(
+        &mut self,
+        streams: &[Uuid],
+    ) -> impl Future<Output = Result<HashMap<Uuid, StoredRow>>> + Send;
+
+    /// Inserts the rows of new streams and overwrites the changeable columns
+    /// of existing ones, never replacing a row with an older version.
+    fn upsert_rows(&mut self, rows: &[RowWrite<'_>]) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes the `return_skus` rows of the streams in `clear`, then inserts
+    /// `rows` (stream_id, sku), which hold no duplicates.
+    fn replace_skus(
+        &mut self,
+        clear: &[Uuid],
+        rows: &[(Uuid, &str)],
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// What [`apply`] decided and wrote.
+pub(crate) struct Applied<'a> {
+    /// One per request, in order.
+    pub(crate) outcomes: Vec<Result<Appended, AppendConflict>>,
+    /// The read-model row of every stream the batch changed, as its last
+    /// accepted request left it, in the order the batch first changed them.
+    pub(crate) rows: Vec<RowWrite<'a>>,
+    /// The highest position the batch wrote (0 if it wrote no event).
+    pub(crate) last_position: i64,
+}
+
 /// A stream as this batch has left it so far.
 struct Stream<'a> {
-    /// The head as stored when the batch began; `None` for a new stream.
-    stored: Option<&'a StoredHead>,
     /// The version after the requests accepted so far.
     version: i64,
     /// The summary of the last accepted request with events; `None` while
@@ -141,13 +171,15 @@ struct Stream<'a> {
     summary: Option<&'a SummaryRow>,
 }
 
-/// Applies `batch` inside the backend's open, write-locked transaction and
-/// returns one outcome per request, in order. See
-/// [`crate::EventStore::append_batch`].
+/// Applies `batch` inside the backend's open, write-locked transaction:
+/// writes the events, deliveries and idempotency records of the accepted
+/// requests and returns one outcome per request, in order, with the
+/// read-model rows to write. See [`crate::EventStore::append_batch`].
 ///
-/// The store is authoritative for the head: it writes `request.stream_id` and
-/// `expected_version + events.len()`, whatever `summary.stream_id` and
-/// `summary.version` say (a mismatch is an engine bug, logged as a warning).
+/// The store is authoritative for the rows' identity: they carry
+/// `request.stream_id` and `expected_version + events.len()`, whatever
+/// `summary.stream_id` and `summary.version` say (a mismatch is an engine
+/// bug, logged as a warning).
 ///
 /// Deliveries of a request are written only with its events: a request
 /// without events writes none.
@@ -157,10 +189,10 @@ struct Stream<'a> {
 /// as is), and answers `Appended { new_version: expected_version,
 /// last_position: 0 }`. That lets a command that decided "nothing to do"
 /// still answer retries of its idempotency key.
-pub(crate) async fn apply<T: AppendTx>(
+pub(crate) async fn apply<'a, T: AppendTx>(
     tx: &mut T,
-    batch: &[AppendRequest],
-) -> Result<Vec<Result<Appended, AppendConflict>>> {
+    batch: &'a [AppendRequest],
+) -> Result<Applied<'a>> {
     // Step 1: what the store holds for this batch.
     let keys: Vec<(&str, &str)> = batch
         .iter()
@@ -216,13 +248,9 @@ pub(crate) async fn apply<T: AppendTx>(
 
         let stream_id = req.stream_id;
         let expected = req.expected_version;
-        let stream = streams.entry(stream_id).or_insert_with(|| {
-            let head = stored.get(&stream_id);
-            Stream {
-                stored: head,
-                version: head.map_or(0, |h| h.version),
-                summary: None,
-            }
+        let stream = streams.entry(stream_id).or_insert_with(|| Stream {
+            version: stored.get(&stream_id).copied().unwrap_or(0),
+            summary: None,
         });
         if stream.version != expected {
             outcomes.push(Err(AppendConflict::Version {
@@ -276,59 +304,23 @@ pub(crate) async fn apply<T: AppendTx>(
     }
 
     // Step 3: write.
-    let mut inserts = Vec::new();
-    let mut updates = Vec::new();
-    let mut sku_clear = Vec::new();
-    let mut sku_rows = Vec::new();
-    for stream_id in changed {
-        let Some(Stream {
-            stored,
-            version,
-            summary: Some(summary),
-        }) = streams.get(&stream_id)
-        else {
-            continue;
-        };
-        let head = HeadWrite {
-            stream_id,
-            expected: stored.map_or(0, |h| h.version),
-            version: *version,
-            summary,
-        };
-        let new_skus = distinct(&summary.skus);
-        match stored {
-            None => {
-                inserts.push(head);
-                sku_rows.extend(new_skus.into_iter().map(|sku| (stream_id, sku)));
-            }
-            Some(stored) => {
-                updates.push(head);
-                // Only a changed set touches `return_skus`; a reordered list
-                // is the same set.
-                if distinct(&stored.skus) != new_skus {
-                    sku_clear.push(stream_id);
-                    sku_rows.extend(new_skus.into_iter().map(|sku| (stream_id, sku)));
-                }
-            }
-        }
-    }
+    let rows = changed
+        .into_iter()
+        .filter_map(|stream_id| {
+            let stream = streams.get(&stream_id)?;
+            Some(RowWrite {
+                stream_id,
+                version: stream.version,
+                summary: stream.summary?,
+            })
+        })
+        .collect();
 
-    if !inserts.is_empty() {
-        let inserted = tx.insert_heads(&inserts).await?;
-        if inserted != to_u64(inserts.len()) {
-            return Err(moved_heads("inserted", inserted, inserts.len()));
-        }
-    }
-    if !updates.is_empty() {
-        let updated = tx.update_heads(&updates).await?;
-        if updated != to_u64(updates.len()) {
-            return Err(moved_heads("updated", updated, updates.len()));
-        }
-    }
-
+    let mut last_position = 0;
     if !events.is_empty() {
         let mut assigned = 0usize;
         for (stream_id, version, position) in tx.insert_events(&events).await? {
+            last_position = last_position.max(position);
             if let Some(&index) = last_events.get(&(stream_id, version))
                 && let Some(Ok(appended)) = outcomes.get_mut(index)
             {
@@ -344,10 +336,6 @@ pub(crate) async fn apply<T: AppendTx>(
         }
     }
 
-    if !sku_clear.is_empty() || !sku_rows.is_empty() {
-        tx.replace_skus(&sku_clear, &sku_rows).await?;
-    }
-
     if !deliveries.is_empty() {
         tx.insert_deliveries(&deliveries).await?;
     }
@@ -356,31 +344,57 @@ pub(crate) async fn apply<T: AppendTx>(
         tx.insert_idempotency(&records).await?;
     }
 
-    Ok(outcomes)
+    Ok(Applied {
+        outcomes,
+        rows,
+        last_position,
+    })
 }
 
-/// The error for heads that changed between reading and writing them, which
-/// only a writer ignoring the write lock can cause.
-fn moved_heads(action: &str, done: u64, wanted: usize) -> Error {
-    Error::Corrupt(format!(
-        "stream heads changed during the append ({action} {done} of {wanted}); \
-         something writes `returns` without the store's write lock"
-    ))
+/// Writes read-model rows (one per stream) on the backend's open write
+/// transaction: new streams get their row, existing rows move forward, a
+/// row already at the same or a newer version is left alone (so a late or
+/// repeated write never moves the read model backwards), and `return_skus`
+/// follows only a changed SKU set.
+pub(crate) async fn project<T: ProjectTx>(tx: &mut T, rows: &[RowWrite<'_>]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.stream_id).collect();
+    let stored = tx.stored_rows(&ids).await?;
+    let mut writes = Vec::with_capacity(rows.len());
+    let mut clear = Vec::new();
+    let mut sku_rows = Vec::new();
+    for row in rows {
+        let new_skus = distinct(&row.summary.skus);
+        match stored.get(&row.stream_id) {
+            None => sku_rows.extend(new_skus.into_iter().map(|sku| (row.stream_id, sku))),
+            Some(old) if old.version >= row.version => continue,
+            Some(old) => {
+                // Only a changed set touches `return_skus`; a reordered list
+                // is the same set.
+                if distinct(&old.skus) != new_skus {
+                    clear.push(row.stream_id);
+                    sku_rows.extend(new_skus.into_iter().map(|sku| (row.stream_id, sku)));
+                }
+            }
+        }
+        writes.push(RowWrite {
+            stream_id: row.stream_id,
+            version: row.version,
+            summary: row.summary,
+        });
+    }
+    if !writes.is_empty() {
+        tx.upsert_rows(&writes).await?;
+    }
+    if !clear.is_empty() || !sku_rows.is_empty() {
+        tx.replace_skus(&clear, &sku_rows).await?;
+    }
+    Ok(())
 }
 
 /// The SKU set of a list: the index table holds each SKU once.
 fn distinct(skus: &[String]) -> BTreeSet<&str> {
     skus.iter().map(String::as_str).collect()
-}
-
-/// The distinct SKUs of summary rows as (stream_id, sku) pairs, for bulk
-/// loads of `return_skus`.
-pub(crate) fn sku_rows(rows: &[SummaryRow]) -> Vec<(Uuid, &str)> {
-    rows.iter()
-        .flat_map(|row| {
-            distinct(&row.skus)
-                .into_iter()
-                .map(move |sku| (row.stream_id, sku))
-        })
-        .collect()
 }

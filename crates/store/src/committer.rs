@@ -134,7 +134,7 @@ impl<S: EventStore> CommitTask<S> {
                     job = self.receiver.recv() => match job {
                         Some(job) => job,
                         // Every handle is gone: nobody can ask for more.
-                        None => return,
+                        None => break,
                     },
                 },
             };
@@ -157,6 +157,11 @@ impl<S: EventStore> CommitTask<S> {
             let batch = self.fill(first);
             drained += batch.len();
             self.commit(batch).await;
+        }
+        // A clean stop leaves no read-model row held back for the next
+        // start to catch up on.
+        if let Err(error) = self.store.flush_read_model().await {
+            tracing::warn!(%error, "could not write the last read-model rows; the next start catches up");
         }
         tracing::info!(drained, "committer stopped");
     }

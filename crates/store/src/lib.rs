@@ -139,8 +139,34 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     fn backlog(&self) -> impl Future<Output = Result<Vec<BacklogRow>>> + Send;
 
     /// Replaces the whole read model with `rows` in one transaction (used by
-    /// `backhaul replay`). Stream versions in `rows` must match the log.
-    fn replace_summaries(&self, rows: Vec<SummaryRow>) -> impl Future<Output = Result<()>> + Send;
+    /// `backhaul replay`): the rows of every stream, folded from the log up
+    /// to position `through`. Stream versions in `rows` must match the log.
+    fn replace_summaries(
+        &self,
+        rows: Vec<SummaryRow>,
+        through: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The log position up to which every event is reflected in the read
+    /// model as stored, or `None` for a backend that writes the read model
+    /// with the events (nothing to catch up after a crash). The SQLite
+    /// backend writes it lazily: see [`SqliteStore`].
+    fn read_model_position(&self) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// Writes whatever of the read model is still held back (the SQLite
+    /// backend's lazy rows), so that a clean stop leaves nothing to catch up.
+    /// A no-op for a backend that writes it with the events.
+    fn flush_read_model(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Writes read-model rows folded from the log (one per stream; a row
+    /// never replaces a newer one) and, with `through`, records that every
+    /// event up to that position is now reflected. For catching up after a
+    /// crash (`backhaul_engine::Engine::open`).
+    fn write_summaries(
+        &self,
+        rows: Vec<SummaryRow>,
+        through: Option<i64>,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Stores a new API key (the secret is only ever stored hashed).
     fn insert_api_key(&self, key: ApiKeyRecord) -> impl Future<Output = Result<()>> + Send;

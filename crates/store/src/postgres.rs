@@ -32,7 +32,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::append::{self, AppendTx, DeliveryRow, EventRow, HeadWrite, StoredHead};
+use crate::append::{self, AppendTx, DeliveryRow, EventRow, ProjectTx, RowWrite, StoredRow};
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
@@ -226,20 +226,15 @@ fn push_summary_values<'a>(
     });
 }
 
-/// Moves many heads in one statement: the VALUES rows are (stream_id,
-/// expected version, new version, then the columns a command can change),
-/// named `column1`.. by SQL's default. The version condition stays in the
-/// statement so a head that moved anyway is left alone and counted.
-///
-/// The identity columns (reference, customer, order_ref, created_at) are
-/// fixed when the stream is created, so they are neither sent nor assigned
-/// here: every index ends in `created_at`, and SQLite rewrites each index
-/// whose columns are assigned, whether or not the value changes.
-const UPDATE_HEADS_PREFIX: &str = "UPDATE returns SET version = v.column3, \
-     status = v.column4, stage = v.column5, owner = v.column6, open = v.column7, \
-     skus = v.column8, updated_at = v.column9, body = v.column10 FROM (";
-const UPDATE_HEADS_SUFFIX: &str =
-    ") AS v WHERE returns.stream_id = v.column1 AND returns.version = v.column2";
+/// Turns an INSERT of read-model rows into an upsert. The identity columns
+/// (reference, customer, order_ref, created_at) are fixed when the stream is
+/// created, so they are not assigned. A row never moves back to an older
+/// version.
+const UPSERT_ROWS_SUFFIX: &str = " ON CONFLICT (stream_id) DO UPDATE SET \
+     version = excluded.version, status = excluded.status, stage = excluded.stage, \
+     owner = excluded.owner, open = excluded.open, skus = excluded.skus, \
+     updated_at = excluded.updated_at, body = excluded.body \
+     WHERE excluded.version > returns.version";
 
 const INSERT_EVENT_PREFIX: &str = "(stream_id, version, event_id, event_type, schema_version, \
      payload, correlation_id, causation_id, recorded_at) ";
@@ -266,59 +261,17 @@ impl AppendTx for PgAppend<'_> {
             .collect()
     }
 
-    async fn heads(&mut self, streams: &[Uuid]) -> Result<HashMap<Uuid, StoredHead>> {
-        let rows =
-            sqlx::query("SELECT stream_id, version, skus FROM returns WHERE stream_id = ANY($1)")
-                .bind(streams)
-                .fetch_all(&mut *self.conn)
-                .await?;
+    async fn heads(&mut self, streams: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
+        let rows = sqlx::query(
+            "SELECT stream_id, MAX(version) AS version FROM events \
+             WHERE stream_id = ANY($1) GROUP BY stream_id",
+        )
+        .bind(streams)
+        .fetch_all(&mut *self.conn)
+        .await?;
         rows.iter()
-            .map(|row| {
-                Ok((
-                    col(row, "stream_id")?,
-                    StoredHead {
-                        version: col(row, "version")?,
-                        skus: col(row, "skus")?,
-                    },
-                ))
-            })
+            .map(|row| Ok((col(row, "stream_id")?, col(row, "version")?)))
             .collect()
-    }
-
-    async fn insert_heads(&mut self, heads: &[HeadWrite<'_>]) -> Result<u64> {
-        let mut inserted = 0;
-        for chunk in pow2_chunks(heads) {
-            let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO returns ");
-            push_summary_values(
-                &mut qb,
-                chunk.iter().map(|h| (h.stream_id, h.version, h.summary)),
-            );
-            inserted += qb.build().execute(&mut *self.conn).await?.rows_affected();
-        }
-        Ok(inserted)
-    }
-
-    async fn update_heads(&mut self, heads: &[HeadWrite<'_>]) -> Result<u64> {
-        let mut updated = 0;
-        for chunk in pow2_chunks(heads) {
-            let mut qb = QueryBuilder::<Postgres>::new(UPDATE_HEADS_PREFIX);
-            qb.push_values(chunk, |mut b, h| {
-                let s = h.summary;
-                b.push_bind(h.stream_id)
-                    .push_bind(h.expected)
-                    .push_bind(h.version)
-                    .push_bind(s.status.as_str())
-                    .push_bind(s.stage.as_str())
-                    .push_bind(s.owner.as_str())
-                    .push_bind(s.open)
-                    .push_bind(s.skus.as_slice())
-                    .push_bind(s.updated_at)
-                    .push_bind(Json(&s.body));
-            });
-            qb.push(UPDATE_HEADS_SUFFIX);
-            updated += qb.build().execute(&mut *self.conn).await?.rows_affected();
-        }
-        Ok(updated)
     }
 
     async fn insert_events(&mut self, rows: &[EventRow<'_>]) -> Result<Vec<(Uuid, i64, i64)>> {
@@ -340,17 +293,6 @@ impl AppendTx for PgAppend<'_> {
             }
         }
         Ok(inserted)
-    }
-
-    async fn replace_skus(&mut self, clear: &[Uuid], rows: &[(Uuid, &str)]) -> Result<()> {
-        if !clear.is_empty() {
-            // One array parameter covers any number of streams.
-            sqlx::query("DELETE FROM return_skus WHERE stream_id = ANY($1)")
-                .bind(clear)
-                .execute(&mut *self.conn)
-                .await?;
-        }
-        insert_skus(self.conn, rows).await
     }
 
     async fn insert_deliveries(&mut self, rows: &[DeliveryRow<'_>]) -> Result<()> {
@@ -375,6 +317,51 @@ impl AppendTx for PgAppend<'_> {
             qb.build().execute(&mut *self.conn).await?;
         }
         Ok(())
+    }
+}
+
+impl ProjectTx for PgAppend<'_> {
+    async fn stored_rows(&mut self, streams: &[Uuid]) -> Result<HashMap<Uuid, StoredRow>> {
+        let rows =
+            sqlx::query("SELECT stream_id, version, skus FROM returns WHERE stream_id = ANY($1)")
+                .bind(streams)
+                .fetch_all(&mut *self.conn)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    col(row, "stream_id")?,
+                    StoredRow {
+                        version: col(row, "version")?,
+                        skus: col(row, "skus")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn upsert_rows(&mut self, rows: &[RowWrite<'_>]) -> Result<()> {
+        for chunk in pow2_chunks(rows) {
+            let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO returns ");
+            push_summary_values(
+                &mut qb,
+                chunk.iter().map(|r| (r.stream_id, r.version, r.summary)),
+            );
+            qb.push(UPSERT_ROWS_SUFFIX);
+            qb.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn replace_skus(&mut self, clear: &[Uuid], rows: &[(Uuid, &str)]) -> Result<()> {
+        if !clear.is_empty() {
+            // One array parameter covers any number of streams.
+            sqlx::query("DELETE FROM return_skus WHERE stream_id = ANY($1)")
+                .bind(clear)
+                .execute(&mut *self.conn)
+                .await?;
+        }
+        insert_skus(self.conn, rows).await
     }
 }
 
@@ -411,9 +398,14 @@ impl EventStore for PgStore {
         // Invariant: the lock comes before any read or write of this
         // transaction, so positions become visible in commit order.
         lock_appends(&mut tx).await?;
-        let outcomes = append::apply(&mut PgAppend { conn: &mut tx }, batch).await?;
+        let mut statements = PgAppend { conn: &mut tx };
+        let applied = append::apply(&mut statements, batch).await?;
+        // Several hub processes share the database, so the read model is
+        // written with the events (no process could tell what another one
+        // still holds back).
+        append::project(&mut statements, &applied.rows).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        Ok(applied.outcomes)
     }
 
     async fn read_stream(&self, stream_id: Uuid) -> Result<Vec<RecordedEvent>> {
@@ -592,21 +584,33 @@ impl EventStore for PgStore {
     /// live in the same rows, so a stream left out loses its head and its
     /// next append sees version 0. DELETE rather than TRUNCATE keeps readers
     /// served from the old rows until the new ones commit.
-    async fn replace_summaries(&self, rows: Vec<SummaryRow>) -> Result<()> {
+    async fn replace_summaries(&self, rows: Vec<SummaryRow>, _through: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         lock_appends(&mut tx).await?;
         sqlx::query("DELETE FROM return_skus")
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM returns").execute(&mut *tx).await?;
-        for chunk in pow2_chunks(&rows) {
-            let mut qb = QueryBuilder::<Postgres>::new("INSERT INTO returns ");
-            push_summary_values(&mut qb, chunk.iter().map(|s| (s.stream_id, s.version, s)));
-            qb.build().execute(&mut *tx).await?;
-        }
-        insert_skus(&mut tx, &append::sku_rows(&rows)).await?;
+        append::project(&mut PgAppend { conn: &mut tx }, &append::row_writes(&rows)).await?;
         tx.commit().await?;
         tracing::info!(rows = rows.len(), "replaced the read model");
+        Ok(())
+    }
+
+    async fn read_model_position(&self) -> Result<Option<i64>> {
+        // Written with the events: nothing to catch up.
+        Ok(None)
+    }
+
+    async fn flush_read_model(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn write_summaries(&self, rows: Vec<SummaryRow>, _through: Option<i64>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        lock_appends(&mut tx).await?;
+        append::project(&mut PgAppend { conn: &mut tx }, &append::row_writes(&rows)).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -11,12 +11,14 @@
 //! timestamps as fixed-width RFC 3339 UTC TEXT, JSON as TEXT. The append
 //! algorithm itself lives in `append`.
 
+mod lazy;
 mod master;
 mod outbox;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,11 +27,11 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
-use crate::append::{self, AppendTx, DeliveryRow, EventRow, HeadWrite, StoredHead};
+use crate::append::{self, AppendTx, DeliveryRow, EventRow, ProjectTx, RowWrite, StoredRow};
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
@@ -71,6 +73,8 @@ pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     /// Connections that refuse writes (`query_only`), for all reads.
     pub(crate) reader: SqlitePool,
+    /// Read-model rows committed in the log but not yet written (see `lazy`).
+    read_model: Arc<lazy::LazyReadModel>,
 }
 
 impl SqliteStore {
@@ -121,7 +125,11 @@ impl SqliteStore {
             .connect_with(base.pragma("query_only", "ON"))
             .await?;
         tracing::info!(path = %path.display(), ?sync, "opened SQLite store");
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            read_model: Arc::default(),
+        })
     }
 
     /// Starts a write transaction holding SQLite's write lock.
@@ -260,20 +268,16 @@ fn push_summary_values<'a>(
     });
 }
 
-/// Moves many heads in one statement: the VALUES rows are (stream_id,
-/// expected version, new version, then the columns a command can change),
-/// named `column1`.. by SQL's default. The version condition stays in the
-/// statement so a head that moved anyway is left alone and counted.
-///
-/// The identity columns (reference, customer, order_ref, created_at) are
-/// fixed when the stream is created, so they are neither sent nor assigned
-/// here: every index ends in `created_at`, and SQLite rewrites each index
-/// whose columns are assigned, whether or not the value changes.
-const UPDATE_HEADS_PREFIX: &str = "UPDATE returns SET version = v.column3, \
-     status = v.column4, stage = v.column5, owner = v.column6, open = v.column7, \
-     skus = v.column8, updated_at = v.column9, body = v.column10 FROM (";
-const UPDATE_HEADS_SUFFIX: &str =
-    ") AS v WHERE returns.stream_id = v.column1 AND returns.version = v.column2";
+/// Turns an INSERT of read-model rows into an upsert. The identity columns
+/// (reference, customer, order_ref, created_at) are fixed when the stream is
+/// created, so they are not assigned: every index ends in `created_at`, and
+/// SQLite rewrites each index whose columns are assigned, whether or not the
+/// value changes. A row never moves back to an older version.
+const UPSERT_ROWS_SUFFIX: &str = " ON CONFLICT (stream_id) DO UPDATE SET \
+     version = excluded.version, status = excluded.status, stage = excluded.stage, \
+     owner = excluded.owner, open = excluded.open, skus = excluded.skus, \
+     updated_at = excluded.updated_at, body = excluded.body \
+     WHERE excluded.version > returns.version";
 
 const INSERT_EVENT_PREFIX: &str = "(stream_id, version, event_id, event_type, schema_version, \
      payload, correlation_id, causation_id, recorded_at) ";
@@ -301,64 +305,22 @@ impl AppendTx for SqliteAppend<'_> {
         Ok(taken)
     }
 
-    async fn heads(&mut self, streams: &[Uuid]) -> Result<HashMap<Uuid, StoredHead>> {
+    async fn heads(&mut self, streams: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
         let mut heads = HashMap::with_capacity(streams.len());
         for chunk in pow2_chunks(streams) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT stream_id, version, skus FROM returns WHERE stream_id IN (",
+                "SELECT stream_id, MAX(version) AS version FROM events WHERE stream_id IN (",
             );
             let mut list = qb.separated(", ");
             for id in chunk {
                 list.push_bind(id.hyphenated());
             }
-            qb.push(")");
+            qb.push(") GROUP BY stream_id");
             for row in qb.build().fetch_all(&mut *self.conn).await? {
-                heads.insert(
-                    col_uuid(&row, "stream_id")?,
-                    StoredHead {
-                        version: col(&row, "version")?,
-                        skus: col::<Json<Vec<String>>>(&row, "skus")?.0,
-                    },
-                );
+                heads.insert(col_uuid(&row, "stream_id")?, col(&row, "version")?);
             }
         }
         Ok(heads)
-    }
-
-    async fn insert_heads(&mut self, heads: &[HeadWrite<'_>]) -> Result<u64> {
-        let mut inserted = 0;
-        for chunk in pow2_chunks(heads) {
-            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO returns ");
-            push_summary_values(
-                &mut qb,
-                chunk.iter().map(|h| (h.stream_id, h.version, h.summary)),
-            );
-            inserted += qb.build().execute(&mut *self.conn).await?.rows_affected();
-        }
-        Ok(inserted)
-    }
-
-    async fn update_heads(&mut self, heads: &[HeadWrite<'_>]) -> Result<u64> {
-        let mut updated = 0;
-        for chunk in pow2_chunks(heads) {
-            let mut qb = QueryBuilder::<Sqlite>::new(UPDATE_HEADS_PREFIX);
-            qb.push_values(chunk, |mut b, h| {
-                let s = h.summary;
-                b.push_bind(h.stream_id.hyphenated())
-                    .push_bind(h.expected)
-                    .push_bind(h.version)
-                    .push_bind(s.status.as_str())
-                    .push_bind(s.stage.as_str())
-                    .push_bind(s.owner.as_str())
-                    .push_bind(s.open)
-                    .push_bind(Json(&s.skus))
-                    .push_bind(ts(&s.updated_at))
-                    .push_bind(Json(&s.body));
-            });
-            qb.push(UPDATE_HEADS_SUFFIX);
-            updated += qb.build().execute(&mut *self.conn).await?.rows_affected();
-        }
-        Ok(updated)
     }
 
     async fn insert_events(&mut self, rows: &[EventRow<'_>]) -> Result<Vec<(Uuid, i64, i64)>> {
@@ -380,20 +342,6 @@ impl AppendTx for SqliteAppend<'_> {
             }
         }
         Ok(inserted)
-    }
-
-    async fn replace_skus(&mut self, clear: &[Uuid], rows: &[(Uuid, &str)]) -> Result<()> {
-        for chunk in pow2_chunks(clear) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("DELETE FROM return_skus WHERE stream_id IN (");
-            let mut list = qb.separated(", ");
-            for id in chunk {
-                list.push_bind(id.hyphenated());
-            }
-            qb.push(")");
-            qb.build().execute(&mut *self.conn).await?;
-        }
-        insert_skus(self.conn, rows).await
     }
 
     async fn insert_deliveries(&mut self, rows: &[DeliveryRow<'_>]) -> Result<()> {
@@ -421,6 +369,78 @@ impl AppendTx for SqliteAppend<'_> {
     }
 }
 
+impl ProjectTx for SqliteAppend<'_> {
+    async fn stored_rows(&mut self, streams: &[Uuid]) -> Result<HashMap<Uuid, StoredRow>> {
+        let mut stored = HashMap::with_capacity(streams.len());
+        for chunk in pow2_chunks(streams) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT stream_id, version, skus FROM returns WHERE stream_id IN (",
+            );
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(id.hyphenated());
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *self.conn).await? {
+                stored.insert(
+                    col_uuid(&row, "stream_id")?,
+                    StoredRow {
+                        version: col(&row, "version")?,
+                        skus: col::<Json<Vec<String>>>(&row, "skus")?.0,
+                    },
+                );
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn upsert_rows(&mut self, rows: &[RowWrite<'_>]) -> Result<()> {
+        for chunk in pow2_chunks(rows) {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO returns ");
+            push_summary_values(
+                &mut qb,
+                chunk.iter().map(|r| (r.stream_id, r.version, r.summary)),
+            );
+            qb.push(UPSERT_ROWS_SUFFIX);
+            qb.build().execute(&mut *self.conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn replace_skus(&mut self, clear: &[Uuid], rows: &[(Uuid, &str)]) -> Result<()> {
+        for chunk in pow2_chunks(clear) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("DELETE FROM return_skus WHERE stream_id IN (");
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(id.hyphenated());
+            }
+            qb.push(")");
+            qb.build().execute(&mut *self.conn).await?;
+        }
+        insert_skus(self.conn, rows).await
+    }
+}
+
+/// Writes rows taken from the lazy read model and the checkpoint they
+/// reach, on an open write transaction.
+async fn write_taken(statements: &mut SqliteAppend<'_>, taken: &lazy::Taken) -> Result<()> {
+    append::project(statements, &taken.writes()).await?;
+    save_read_model_checkpoint(statements.conn, taken.through).await
+}
+
+async fn save_read_model_checkpoint(conn: &mut SqliteConnection, through: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO checkpoints (name, position) VALUES (?, ?) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    )
+    .bind(lazy::CHECKPOINT)
+    .bind(through)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 async fn insert_skus(conn: &mut SqliteConnection, rows: &[(Uuid, &str)]) -> Result<()> {
     for chunk in pow2_chunks(rows) {
         let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO return_skus (stream_id, sku) ");
@@ -440,10 +460,30 @@ impl EventStore for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
-        let outcomes = append::apply(&mut SqliteAppend { conn: &mut tx }, batch).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        // The writer connection is held until the rows are handed to the
+        // lazy read model, so they reach it in commit order (see `lazy`).
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut statements = SqliteAppend { conn: &mut tx };
+        let applied = append::apply(&mut statements, batch).await?;
+        let due = self.read_model.take_due(Instant::now());
+        let written = match &due {
+            Some(taken) => write_taken(&mut statements, taken).await,
+            None => Ok(()),
+        };
+        let committed = match written {
+            Ok(()) => tx.commit().await.map_err(Error::from),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = committed {
+            if let Some(taken) = due {
+                self.read_model.restore(taken);
+            }
+            return Err(error);
+        }
+        // `conn` is still held here: see above.
+        self.read_model.add(&applied.rows, applied.last_position);
+        Ok(applied.outcomes)
     }
 
     async fn read_stream(&self, stream_id: Uuid) -> Result<Vec<RecordedEvent>> {
@@ -505,6 +545,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn get_summary(&self, stream_id: Uuid) -> Result<Option<SummaryRow>> {
+        self.flush_read_model().await?;
         let sql = format!("SELECT {SUMMARY_COLUMNS} FROM returns WHERE stream_id = ?");
         sqlx::query(&sql)
             .bind(stream_id.hyphenated())
@@ -516,6 +557,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn list_summaries(&self, filter: &SummaryFilter) -> Result<Vec<SummaryRow>> {
+        self.flush_read_model().await?;
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT ");
         qb.push(SUMMARY_COLUMNS);
         qb.push(" FROM returns WHERE 1 = 1");
@@ -575,6 +617,9 @@ impl EventStore for SqliteStore {
         // Each query repeats its index's expression and condition (migration
         // 0004) word for word: SQLite only uses an expression or partial
         // index for a query that spells it the same way.
+        if matches!(by, StreamLookup::Reference(_)) {
+            self.flush_read_model().await?;
+        }
         let query = match by {
             StreamLookup::Reference(reference) => sqlx::query(
                 "SELECT stream_id FROM returns WHERE reference = ? \
@@ -599,6 +644,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn backlog(&self) -> Result<Vec<BacklogRow>> {
+        self.flush_read_model().await?;
         let rows = sqlx::query(
             "SELECT status, stage, owner, COUNT(*) AS count, MIN(created_at) AS oldest \
              FROM returns WHERE open = 1 GROUP BY stage, status, owner \
@@ -619,23 +665,81 @@ impl EventStore for SqliteStore {
             .collect()
     }
 
-    /// The caller must pass one row per stream in the log: the stream heads
-    /// live in the same rows, so a stream left out loses its head and its
-    /// next append sees version 0.
-    async fn replace_summaries(&self, rows: Vec<SummaryRow>) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("DELETE FROM return_skus")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM returns").execute(&mut *tx).await?;
-        for chunk in pow2_chunks(&rows) {
-            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO returns ");
-            push_summary_values(&mut qb, chunk.iter().map(|s| (s.stream_id, s.version, s)));
-            qb.build().execute(&mut *tx).await?;
+    async fn replace_summaries(&self, rows: Vec<SummaryRow>, through: i64) -> Result<()> {
+        let mut conn = self.writer.acquire().await?;
+        // Rows still waiting are newer than or as new as the replacement's;
+        // they are written after it, where newer.
+        let waiting = self.read_model.take_all();
+        let written = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query("DELETE FROM return_skus")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM returns").execute(&mut *tx).await?;
+            let mut statements = SqliteAppend { conn: &mut tx };
+            let writes = append::row_writes(&rows);
+            append::project(&mut statements, &writes).await?;
+            let mut reached = through;
+            if let Some(taken) = &waiting {
+                append::project(&mut statements, &taken.writes()).await?;
+                reached = reached.max(taken.through);
+            }
+            save_read_model_checkpoint(statements.conn, reached).await?;
+            tx.commit().await?;
+            Ok::<(), Error>(())
         }
-        insert_skus(&mut tx, &append::sku_rows(&rows)).await?;
-        tx.commit().await?;
+        .await;
+        if let (Err(_), Some(taken)) = (&written, waiting) {
+            self.read_model.restore(taken);
+        }
+        written?;
         tracing::info!(rows = rows.len(), "replaced the read model");
+        Ok(())
+    }
+
+    async fn read_model_position(&self) -> Result<Option<i64>> {
+        let position = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
+            .bind(lazy::CHECKPOINT)
+            .fetch_optional(&self.reader)
+            .await?;
+        // Migration 0006 writes it, so it is only missing if someone deleted
+        // it: then every stream is folded again, which is slow but right.
+        Ok(Some(position.unwrap_or(0)))
+    }
+
+    /// Also the first step of every read of the read model, so that it sees
+    /// every committed append. Costs nothing when no row waits.
+    async fn flush_read_model(&self) -> Result<()> {
+        if self.read_model.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.writer.acquire().await?;
+        let Some(taken) = self.read_model.take_all() else {
+            return Ok(());
+        };
+        let written = async {
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            write_taken(&mut SqliteAppend { conn: &mut tx }, &taken).await?;
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        if written.is_err() {
+            self.read_model.restore(taken);
+        }
+        written
+    }
+
+    async fn write_summaries(&self, rows: Vec<SummaryRow>, through: Option<i64>) -> Result<()> {
+        let mut conn = self.writer.acquire().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        let mut statements = SqliteAppend { conn: &mut tx };
+        let writes = append::row_writes(&rows);
+        append::project(&mut statements, &writes).await?;
+        if let Some(through) = through {
+            save_read_model_checkpoint(statements.conn, through).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

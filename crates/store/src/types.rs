@@ -29,6 +29,12 @@ impl JsonText {
         self.0.get()
     }
 
+    /// The document as a raw JSON value, to embed in another document
+    /// without parsing or serialising it again.
+    pub fn as_raw(&self) -> &serde_json::value::RawValue {
+        &self.0
+    }
+
     /// Deserialises the document.
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_str(self.0.get())

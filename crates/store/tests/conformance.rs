@@ -156,6 +156,7 @@ conformance!(
     sku_filter_follows_sku_changes,
     backlog_counts_open_returns,
     replace_summaries_replaces_the_read_model,
+    written_summaries_never_move_a_row_back,
     api_keys_insert_find_list_revoke,
     raw_insert_writes_rows,
     committer_answers_many_concurrent_appends,
@@ -968,6 +969,11 @@ async fn backlog_counts_open_returns(store: AnyStore) {
     );
 }
 
+async fn last_position(store: &AnyStore) -> i64 {
+    let all = store.read_all(0, 100_000).await.expect("read all");
+    all.last().map_or(0, |e| e.position)
+}
+
 async fn replace_summaries_replaces_the_read_model(store: AnyStore) {
     let rows = seed_summaries(&store).await;
     let mut replacement = rows.clone();
@@ -976,8 +982,9 @@ async fn replace_summaries_replaces_the_read_model(store: AnyStore) {
     replacement[0].body = json!({ "rebuilt": true }).into();
     replacement[4].open = true;
 
+    let through = last_position(&store).await;
     store
-        .replace_summaries(replacement.clone())
+        .replace_summaries(replacement.clone(), through)
         .await
         .expect("replace");
 
@@ -1012,8 +1019,12 @@ async fn replace_summaries_replaces_the_read_model(store: AnyStore) {
         Err(version_conflict(id, 1, 2))
     );
 
+    // A row a backend still holds back is newer than any replacement could
+    // know, so it would be written after it: write it now, to replace it too.
+    store.flush_read_model().await.expect("flush");
+    let through = last_position(&store).await;
     store
-        .replace_summaries(Vec::new())
+        .replace_summaries(Vec::new(), through)
         .await
         .expect("replace with nothing");
     assert!(
@@ -1023,6 +1034,58 @@ async fn replace_summaries_replaces_the_read_model(store: AnyStore) {
             .expect("list")
             .is_empty()
     );
+}
+
+/// The catch-up path (`write_summaries`): a row folded from the log is
+/// written unless the table already holds that version or a newer one, and
+/// the read-model position is a backend's own (`None`: written with the
+/// events, nothing ever to catch up).
+async fn written_summaries_never_move_a_row_back(store: AnyStore) {
+    let rows = seed_summaries(&store).await;
+    let position = store.read_model_position().await.expect("position");
+    match store {
+        AnyStore::Sqlite(_) => assert!(position.is_some(), "SQLite writes rows lazily"),
+        AnyStore::Postgres(_) => assert_eq!(position, None),
+    }
+
+    let mut older = rows[0].clone();
+    older.version -= 1;
+    older.status = "older".to_owned();
+    let mut newer = rows[1].clone();
+    newer.version += 1;
+    newer.status = "newer".to_owned();
+    newer.skus = vec!["NEWER".to_owned()];
+    let through = last_position(&store).await;
+    store
+        .write_summaries(vec![older, newer.clone()], Some(through))
+        .await
+        .expect("write");
+
+    let get = |id| {
+        let store = store.clone();
+        async move { store.get_summary(id).await.expect("get").expect("row") }
+    };
+    assert_eq!(
+        get(rows[0].stream_id).await,
+        rows[0],
+        "an older row is ignored"
+    );
+    assert_eq!(
+        get(rows[1].stream_id).await,
+        newer,
+        "a newer row is written"
+    );
+    let sku = SummaryFilter {
+        sku: Some("NEWER".to_owned()),
+        ..SummaryFilter::default()
+    };
+    assert_eq!(list(&store, sku).await, vec![rows[1].stream_id]);
+    if position.is_some() {
+        assert_eq!(
+            store.read_model_position().await.expect("position"),
+            Some(through)
+        );
+    }
 }
 
 async fn api_keys_insert_find_list_revoke(store: AnyStore) {
