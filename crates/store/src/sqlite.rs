@@ -332,14 +332,27 @@ impl AppendTx for SqliteAppend<'_> {
                 &mut qb,
                 chunk.iter().map(|r| (r.stream_id, r.version, r.event)),
             );
-            qb.push(" RETURNING position, stream_id, version");
-            for row in qb.build().fetch_all(&mut *self.conn).await? {
-                inserted.push((
-                    col_uuid(&row, "stream_id")?,
-                    col(&row, "version")?,
-                    col(&row, "position")?,
-                ));
+            // No RETURNING: sqlx hands each returned row from SQLite's
+            // thread to ours one at a time, a few thousand hand-offs per
+            // batch. The positions are known anyway: `position` is an
+            // AUTOINCREMENT key and this connection is the only writer, so
+            // one multi-row INSERT gives its rows consecutive positions in
+            // VALUES order, ending at the last inserted rowid.
+            let done = qb.build().execute(&mut *self.conn).await?;
+            let count = to_i64(chunk.len());
+            if done.rows_affected() != chunk.len() as u64 {
+                return Err(Error::Corrupt(format!(
+                    "inserted {} of {count} events",
+                    done.rows_affected()
+                )));
             }
+            let first = done.last_insert_rowid() - count + 1;
+            inserted.extend(
+                chunk
+                    .iter()
+                    .zip(first..)
+                    .map(|(r, position)| (r.stream_id, r.version, position)),
+            );
         }
         Ok(inserted)
     }
