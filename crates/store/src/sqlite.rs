@@ -308,17 +308,20 @@ impl AppendTx for SqliteAppend<'_> {
     async fn heads(&mut self, streams: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
         let mut heads = HashMap::with_capacity(streams.len());
         for chunk in pow2_chunks(streams) {
+            // One row holding every head as JSON, not a row per stream:
+            // sqlx hands rows from SQLite's thread to ours one at a time.
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT stream_id, MAX(version) AS version FROM events WHERE stream_id IN (",
+                "SELECT json_group_array(json_array(stream_id, version)) AS heads FROM \
+                 (SELECT stream_id, MAX(version) AS version FROM events WHERE stream_id IN (",
             );
             let mut list = qb.separated(", ");
             for id in chunk {
                 list.push_bind(id.hyphenated());
             }
-            qb.push(") GROUP BY stream_id");
-            for row in qb.build().fetch_all(&mut *self.conn).await? {
-                heads.insert(col_uuid(&row, "stream_id")?, col(&row, "version")?);
-            }
+            qb.push(") GROUP BY stream_id)");
+            let row = qb.build().fetch_one(&mut *self.conn).await?;
+            let found: Json<Vec<(Uuid, i64)>> = col(&row, "heads")?;
+            heads.extend(found.0);
         }
         Ok(heads)
     }
@@ -386,23 +389,24 @@ impl ProjectTx for SqliteAppend<'_> {
     async fn stored_rows(&mut self, streams: &[Uuid]) -> Result<HashMap<Uuid, StoredRow>> {
         let mut stored = HashMap::with_capacity(streams.len());
         for chunk in pow2_chunks(streams) {
+            // One row holding them all, as `heads` does.
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT stream_id, version, skus FROM returns WHERE stream_id IN (",
+                "SELECT json_group_array(json_array(stream_id, version, json(skus))) AS rows \
+                 FROM returns WHERE stream_id IN (",
             );
             let mut list = qb.separated(", ");
             for id in chunk {
                 list.push_bind(id.hyphenated());
             }
             qb.push(")");
-            for row in qb.build().fetch_all(&mut *self.conn).await? {
-                stored.insert(
-                    col_uuid(&row, "stream_id")?,
-                    StoredRow {
-                        version: col(&row, "version")?,
-                        skus: col::<Json<Vec<String>>>(&row, "skus")?.0,
-                    },
-                );
-            }
+            let row = qb.build().fetch_one(&mut *self.conn).await?;
+            let found: Json<Vec<(Uuid, i64, Vec<String>)>> = col(&row, "rows")?;
+            stored.extend(
+                found
+                    .0
+                    .into_iter()
+                    .map(|(id, version, skus)| (id, StoredRow { version, skus })),
+            );
         }
         Ok(stored)
     }
