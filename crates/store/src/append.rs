@@ -158,8 +158,8 @@ pub(crate) struct Applied<'a> {
     /// The read-model row of every stream the batch changed, as its last
     /// accepted request left it, in the order the batch first changed them.
     pub(crate) rows: Vec<RowWrite<'a>>,
-    /// The highest position the batch wrote (0 if it wrote no event).
-    pub(crate) last_position: i64,
+    /// The lowest and highest positions the batch wrote, if it wrote events.
+    pub(crate) positions: Option<(i64, i64)>,
 }
 
 /// A stream as this batch has left it so far.
@@ -316,11 +316,13 @@ pub(crate) async fn apply<'a, T: AppendTx>(
         })
         .collect();
 
-    let mut last_position = 0;
+    let mut positions: Option<(i64, i64)> = None;
     if !events.is_empty() {
         let mut assigned = 0usize;
         for (stream_id, version, position) in tx.insert_events(&events).await? {
-            last_position = last_position.max(position);
+            positions = Some(positions.map_or((position, position), |(first, last)| {
+                (first.min(position), last.max(position))
+            }));
             if let Some(&index) = last_events.get(&(stream_id, version))
                 && let Some(Ok(appended)) = outcomes.get_mut(index)
             {
@@ -347,7 +349,7 @@ pub(crate) async fn apply<'a, T: AppendTx>(
     Ok(Applied {
         outcomes,
         rows,
-        last_position,
+        positions,
     })
 }
 

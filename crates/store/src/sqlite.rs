@@ -124,11 +124,15 @@ impl SqliteStore {
             .max_connections(READ_CONNECTIONS)
             .connect_with(base.pragma("query_only", "ON"))
             .await?;
+        let last_position: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
+                .fetch_one(&writer)
+                .await?;
         tracing::info!(path = %path.display(), ?sync, "opened SQLite store");
         Ok(SqliteStore {
             writer,
             reader,
-            read_model: Arc::default(),
+            read_model: Arc::new(lazy::LazyReadModel::new(last_position)),
         })
     }
 
@@ -483,23 +487,16 @@ impl EventStore for SqliteStore {
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         let mut statements = SqliteAppend { conn: &mut tx };
         let applied = append::apply(&mut statements, batch).await?;
-        let due = self.read_model.take_due(Instant::now());
-        let written = match &due {
-            Some(taken) => write_taken(&mut statements, taken).await,
-            None => Ok(()),
-        };
-        let committed = match written {
-            Ok(()) => tx.commit().await.map_err(Error::from),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = committed {
-            if let Some(taken) = due {
-                self.read_model.restore(taken);
-            }
-            return Err(error);
+        let due = self.read_model.due(Instant::now());
+        if let Some(taken) = &due {
+            write_taken(&mut statements, taken).await?;
         }
+        tx.commit().await?;
         // `conn` is still held here: see above.
-        self.read_model.add(&applied.rows, applied.last_position);
+        if let Some(taken) = &due {
+            self.read_model.confirm(taken);
+        }
+        self.read_model.add(&applied.rows, applied.positions);
         Ok(applied.outcomes)
     }
 
@@ -686,8 +683,8 @@ impl EventStore for SqliteStore {
         let mut conn = self.writer.acquire().await?;
         // Rows still waiting are newer than or as new as the replacement's;
         // they are written after it, where newer.
-        let waiting = self.read_model.take_all();
-        let written = async {
+        let waiting = self.read_model.all();
+        {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             sqlx::query("DELETE FROM return_skus")
                 .execute(&mut *tx)
@@ -703,13 +700,10 @@ impl EventStore for SqliteStore {
             }
             save_read_model_checkpoint(statements.conn, reached).await?;
             tx.commit().await?;
-            Ok::<(), Error>(())
         }
-        .await;
-        if let (Err(_), Some(taken)) = (&written, waiting) {
-            self.read_model.restore(taken);
+        if let Some(taken) = &waiting {
+            self.read_model.confirm(taken);
         }
-        written?;
         tracing::info!(rows = rows.len(), "replaced the read model");
         Ok(())
     }
@@ -731,20 +725,14 @@ impl EventStore for SqliteStore {
             return Ok(());
         }
         let mut conn = self.writer.acquire().await?;
-        let Some(taken) = self.read_model.take_all() else {
+        let Some(taken) = self.read_model.all() else {
             return Ok(());
         };
-        let written = async {
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            write_taken(&mut SqliteAppend { conn: &mut tx }, &taken).await?;
-            tx.commit().await?;
-            Ok::<(), Error>(())
-        }
-        .await;
-        if written.is_err() {
-            self.read_model.restore(taken);
-        }
-        written
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        write_taken(&mut SqliteAppend { conn: &mut tx }, &taken).await?;
+        tx.commit().await?;
+        self.read_model.confirm(&taken);
+        Ok(())
     }
 
     async fn write_summaries(&self, rows: Vec<SummaryRow>, through: Option<i64>) -> Result<()> {

@@ -22,9 +22,16 @@
 //! processes, writes the rows with the events.
 //!
 //! Ordering: rows are added while the writer connection is still held after
-//! the commit, and taken while holding it, so they arrive here in commit
+//! the commit, and written while holding it, so they arrive here in commit
 //! order and the checkpoint never covers an event whose row is neither in
-//! the table nor here.
+//! the table nor here. Two things could break that, and neither does:
+//! - an append future dropped during its commit (the commit may still
+//!   happen on SQLite's thread) never adds its rows. Positions of one writer
+//!   are consecutive, so the next add sees the gap, and from then on the
+//!   checkpoint stops before it: the next start folds those streams again;
+//! - a write of waiting rows that fails or is dropped: rows leave this
+//!   memory only once their write committed (`confirm`), so they are simply
+//!   written again.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -43,28 +50,33 @@ pub(crate) const MAX_ROWS: usize = 4096;
 pub(crate) const CHECKPOINT: &str = "read_model";
 
 /// Rows committed in the log but not yet in the `returns` table.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct LazyReadModel {
     pending: Mutex<Pending>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Pending {
     /// The newest row of each stream, with the store's id and version.
     rows: HashMap<Uuid, SummaryRow>,
-    /// Every event up to this position is reflected in `rows` or the table.
+    /// Every event up to this position is reflected in `rows` or the table,
+    /// unless `gap` says otherwise.
     through: i64,
+    /// The position the next committed event gets.
+    next: i64,
+    /// The last position before events whose rows never arrived: the
+    /// checkpoint never passes it.
+    gap: Option<i64>,
     /// When the oldest row in `rows` arrived.
     since: Option<Instant>,
 }
 
-/// Rows taken out to be written, with what they cover.
+/// A copy of waiting rows being written, with the checkpoint they reach.
 #[derive(Debug)]
 pub(crate) struct Taken {
     pub(crate) rows: Vec<SummaryRow>,
     /// The checkpoint to write with them.
     pub(crate) through: i64,
-    since: Option<Instant>,
 }
 
 impl Taken {
@@ -75,6 +87,19 @@ impl Taken {
 }
 
 impl LazyReadModel {
+    /// Nothing waits, and the log's last position is `last_position`.
+    pub(crate) fn new(last_position: i64) -> Self {
+        LazyReadModel {
+            pending: Mutex::new(Pending {
+                rows: HashMap::new(),
+                through: last_position,
+                next: last_position + 1,
+                gap: None,
+                since: None,
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Pending> {
         // The data stays consistent whatever panicked while holding the lock:
         // every method leaves it whole between statements.
@@ -86,9 +111,9 @@ impl LazyReadModel {
         self.lock().rows.is_empty()
     }
 
-    /// Keeps the rows of a committed batch whose events end at
-    /// `last_position` (0: it wrote none).
-    pub(crate) fn add(&self, rows: &[RowWrite<'_>], last_position: i64) {
+    /// Keeps the rows of a committed batch whose events took the positions
+    /// `positions` (`None`: it wrote no event).
+    pub(crate) fn add(&self, rows: &[RowWrite<'_>], positions: Option<(i64, i64)>) {
         let mut pending = self.lock();
         for row in rows {
             let newer = pending
@@ -102,54 +127,65 @@ impl LazyReadModel {
                 pending.rows.insert(row.stream_id, owned);
             }
         }
-        pending.through = pending.through.max(last_position);
+        if let Some((first, last)) = positions {
+            if first > pending.next {
+                let before = pending.next - 1;
+                tracing::warn!(
+                    missing_from = pending.next,
+                    missing_to = first - 1,
+                    "events committed without their read-model rows; the next start folds them again"
+                );
+                pending.gap = Some(pending.gap.map_or(before, |gap| gap.min(before)));
+            }
+            pending.next = pending.next.max(last + 1);
+            pending.through = pending.through.max(last);
+        }
         if !pending.rows.is_empty() && pending.since.is_none() {
             pending.since = Some(Instant::now());
         }
     }
 
-    /// The waiting rows if they are due at `now`.
-    pub(crate) fn take_due(&self, now: Instant) -> Option<Taken> {
-        let mut pending = self.lock();
+    /// A copy of the waiting rows if they are due at `now`.
+    pub(crate) fn due(&self, now: Instant) -> Option<Taken> {
+        let pending = self.lock();
         let due = pending.rows.len() > MAX_ROWS
             || pending
                 .since
                 .is_some_and(|since| now.duration_since(since) >= DELAY);
-        due.then(|| take(&mut pending))
+        due.then(|| copy(&pending))
     }
 
-    /// Every waiting row, if there is any.
-    pub(crate) fn take_all(&self) -> Option<Taken> {
-        let mut pending = self.lock();
-        (!pending.rows.is_empty()).then(|| take(&mut pending))
+    /// A copy of every waiting row, if there is any.
+    pub(crate) fn all(&self) -> Option<Taken> {
+        let pending = self.lock();
+        (!pending.rows.is_empty()).then(|| copy(&pending))
     }
 
-    /// Puts rows back after their write failed; a row added meanwhile for
-    /// the same stream is newer and stays.
-    pub(crate) fn restore(&self, taken: Taken) {
+    /// Forgets the rows of `taken` once their write committed; a row added
+    /// meanwhile for the same stream is newer and stays.
+    pub(crate) fn confirm(&self, taken: &Taken) {
         let mut pending = self.lock();
-        for row in taken.rows {
-            let older = pending
+        for row in &taken.rows {
+            let written = pending
                 .rows
                 .get(&row.stream_id)
-                .is_some_and(|held| held.version >= row.version);
-            if !older {
-                pending.rows.insert(row.stream_id, row);
+                .is_some_and(|held| held.version <= row.version);
+            if written {
+                pending.rows.remove(&row.stream_id);
             }
         }
-        pending.through = pending.through.max(taken.through);
-        pending.since = match (pending.since, taken.since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        if pending.rows.is_empty() {
+            pending.since = None;
+        }
     }
 }
 
-fn take(pending: &mut Pending) -> Taken {
+fn copy(pending: &Pending) -> Taken {
     Taken {
-        rows: pending.rows.drain().map(|(_, row)| row).collect(),
-        through: pending.through,
-        since: pending.since.take(),
+        rows: pending.rows.values().cloned().collect(),
+        through: pending
+            .gap
+            .map_or(pending.through, |gap| gap.min(pending.through)),
     }
 }
 
@@ -186,59 +222,78 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_row_per_stream_and_the_highest_position() {
-        let lazy = LazyReadModel::default();
+        let lazy = LazyReadModel::new(0);
         let id = Uuid::now_v7();
-        let (v2, v1) = (row(id, 2), row(id, 1));
-        lazy.add(&[write(&v2)], 20);
-        lazy.add(&[write(&v1)], 10);
-        let taken = lazy.take_all().expect("rows wait");
+        let (v1, v2) = (row(id, 1), row(id, 2));
+        lazy.add(&[write(&v1)], Some((1, 10)));
+        lazy.add(&[write(&v2)], Some((11, 20)));
+        lazy.add(&[write(&v1)], None);
+        let taken = lazy.all().expect("rows wait");
         assert_eq!(taken.rows.len(), 1);
         assert_eq!(taken.rows[0].version, 2);
         assert_eq!(taken.through, 20);
+        lazy.confirm(&taken);
         assert!(lazy.is_empty());
-        assert!(lazy.take_all().is_none());
+        assert!(lazy.all().is_none());
     }
 
     #[test]
     fn rows_are_due_after_the_delay_or_past_the_bound() {
-        let lazy = LazyReadModel::default();
+        let lazy = LazyReadModel::new(0);
         let first = row(Uuid::now_v7(), 1);
-        lazy.add(&[write(&first)], 1);
+        lazy.add(&[write(&first)], Some((1, 1)));
         let now = Instant::now();
-        assert!(lazy.take_due(now).is_none(), "not due at once");
-        assert!(lazy.take_due(now + DELAY).is_some(), "due after the delay");
+        assert!(lazy.due(now).is_none(), "not due at once");
+        let taken = lazy.due(now + DELAY).expect("due after the delay");
+        lazy.confirm(&taken);
 
         let many: Vec<SummaryRow> = (0..=MAX_ROWS).map(|_| row(Uuid::now_v7(), 1)).collect();
         let writes: Vec<RowWrite<'_>> = many.iter().map(write).collect();
-        lazy.add(&writes, 2);
+        lazy.add(&writes, Some((2, 2)));
         assert_eq!(
-            lazy.take_due(Instant::now()).map(|t| t.rows.len()),
+            lazy.due(Instant::now()).map(|t| t.rows.len()),
             Some(MAX_ROWS + 1),
             "due past the bound"
         );
     }
 
     #[test]
-    fn a_failed_write_puts_rows_back_without_hiding_newer_ones() {
-        let lazy = LazyReadModel::default();
+    fn rows_leave_only_once_their_write_committed() {
+        let lazy = LazyReadModel::new(0);
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let (a1, b1) = (row(a, 1), row(b, 1));
-        lazy.add(&[write(&a1), write(&b1)], 5);
-        let taken = lazy.take_all().expect("rows wait");
+        lazy.add(&[write(&a1), write(&b1)], Some((1, 5)));
+        // A write that failed (or was dropped) confirms nothing.
+        let lost = lazy.all().expect("rows wait");
+        drop(lost);
+        let taken = lazy.all().expect("rows still wait");
+        assert_eq!(taken.rows.len(), 2);
+        // A row newer than the one written stays after the confirmation.
         let a2 = row(a, 2);
-        lazy.add(&[write(&a2)], 7);
-        lazy.restore(taken);
-        let mut back = lazy.take_all().expect("rows are back");
-        back.rows.sort_by_key(|r| r.stream_id);
-        let mut want = vec![(a, 2), (b, 1)];
-        want.sort();
+        lazy.add(&[write(&a2)], Some((6, 7)));
+        lazy.confirm(&taken);
+        let left = lazy.all().expect("the newer row waits");
         assert_eq!(
-            back.rows
+            left.rows
                 .iter()
                 .map(|r| (r.stream_id, r.version))
                 .collect::<Vec<_>>(),
-            want
+            vec![(a, 2)]
         );
-        assert_eq!(back.through, 7);
+        assert_eq!(left.through, 7);
+    }
+
+    #[test]
+    fn events_whose_rows_never_arrived_hold_the_checkpoint_back() {
+        let lazy = LazyReadModel::new(10);
+        let (x, y) = (row(Uuid::now_v7(), 1), row(Uuid::now_v7(), 1));
+        lazy.add(&[write(&x)], Some((11, 12)));
+        // Positions 13..=15 were committed by an append that never added its rows.
+        lazy.add(&[write(&y)], Some((16, 18)));
+        let taken = lazy.all().expect("rows wait");
+        assert_eq!(taken.through, 12, "the checkpoint stops before the gap");
+        lazy.confirm(&taken);
+        lazy.add(&[write(&x)], Some((19, 19)));
+        assert_eq!(lazy.all().map(|t| t.through), Some(12), "for good");
     }
 }
