@@ -242,17 +242,7 @@ async fn concurrent_commands_on_one_return_all_apply_in_order(t: TestEngine) {
 }
 
 async fn replay_rebuilds_the_same_read_model(t: TestEngine) {
-    for qty in ["1", "2", "3"] {
-        let created = t.engine.create(request(qty), meta(None)).await.unwrap();
-        t.engine
-            .execute(
-                created.return_id,
-                cmd(json!({"command": "approve"})),
-                meta(None),
-            )
-            .await
-            .unwrap();
-    }
+    create_approved(&t, &["1", "2", "3"]).await;
     let before = t
         .store
         .list_summaries(&SummaryFilter::default())
@@ -342,10 +332,14 @@ async fn current_rows(store: &AnyStore, ids: &[backhaul_domain::values::ReturnId
     current
 }
 
-async fn create_approved(t: &TestEngine, n: usize) -> Vec<backhaul_domain::values::ReturnId> {
+/// Creates and approves one return per quantity.
+async fn create_approved(
+    t: &TestEngine,
+    quantities: &[&str],
+) -> Vec<backhaul_domain::values::ReturnId> {
     let mut ids = Vec::new();
-    for _ in 0..n {
-        let created = t.engine.create(request("2"), meta(None)).await.unwrap();
+    for qty in quantities {
+        let created = t.engine.create(request(qty), meta(None)).await.unwrap();
         t.engine
             .execute(
                 created.return_id,
@@ -366,7 +360,7 @@ async fn create_approved(t: &TestEngine, n: usize) -> Vec<backhaul_domain::value
 async fn sqlite_read_model_rows_lost_in_a_crash_are_caught_up_on_open() {
     let t = sqlite().await;
     let path = t._dir.as_ref().unwrap().path().join("t.db");
-    let ids = create_approved(&t, 3).await;
+    let ids = create_approved(&t, &["2", "2", "2"]).await;
 
     // The crash: another store opens the file while the first one still
     // holds rows (at least the last append's) in memory, never to write them.
@@ -391,7 +385,7 @@ async fn sqlite_read_model_rows_lost_in_a_crash_are_caught_up_on_open() {
 async fn sqlite_clean_stop_leaves_no_row_behind() {
     let mut t = sqlite().await;
     let path = t._dir.as_ref().unwrap().path().join("t.db");
-    let ids = create_approved(&t, 3).await;
+    let ids = create_approved(&t, &["2", "2", "2"]).await;
     // The folder outlives the engine.
     let _dir = t._dir.take();
     t.stop().await;
