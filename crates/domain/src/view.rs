@@ -1,8 +1,8 @@
 //! Read models of a return, both pure functions of [`ReturnState`] and so
 //! always rebuildable from the log:
 //! - [`ReturnListItem`]: what an operator scans for in a list (where, whose
-//!   move, how many units, how much money). The store keeps it beside the
-//!   stream head, so every command rewrites only a few hundred bytes.
+//!   move, how many units, how much money). The store keeps it as the list
+//!   row of each return, a few hundred bytes.
 //! - [`ReturnSummary`]: the list item plus lines, label, the carrier's
 //!   latest milestone, documents and unexpected items; folded from the log
 //!   on demand.

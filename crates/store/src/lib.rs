@@ -1,6 +1,6 @@
-//! Durable storage for Backhaul: the event log, the stream heads with their
-//! read model (the return summary), idempotency records, the outbox, API
-//! keys and master data.
+//! Durable storage for Backhaul: the event log (which is also every stream's
+//! head), the read model derived from it (the return list rows), idempotency
+//! records, the outbox, API keys and master data.
 //!
 //! The store knows nothing about returns beyond the columns it filters on; the
 //! engine turns domain state into [`SummaryRow`]s and domain events into

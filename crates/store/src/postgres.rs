@@ -580,10 +580,10 @@ impl EventStore for PgStore {
             .collect()
     }
 
-    /// The caller must pass one row per stream in the log: the stream heads
-    /// live in the same rows, so a stream left out loses its head and its
-    /// next append sees version 0. DELETE rather than TRUNCATE keeps readers
-    /// served from the old rows until the new ones commit.
+    /// DELETE rather than TRUNCATE keeps readers served from the old rows
+    /// until the new ones commit. `through` is not kept: this backend writes
+    /// the read model with the events, so there is never anything to catch
+    /// up.
     async fn replace_summaries(&self, rows: Vec<SummaryRow>, _through: i64) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         lock_appends(&mut tx).await?;

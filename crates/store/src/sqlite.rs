@@ -94,7 +94,7 @@ impl SqliteStore {
                 SqliteSync::Full => SqliteSynchronous::Full,
                 SqliteSync::Normal => SqliteSynchronous::Normal,
             })
-            // The writer touches the same hot pages (stream heads, index
+            // The writer touches the same hot pages (list rows, index
             // interiors, the log's tail) batch after batch: keep them in
             // memory (64 MiB instead of SQLite's 2 MiB default) ...
             .pragma("cache_size", "-65536")

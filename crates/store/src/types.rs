@@ -129,7 +129,7 @@ pub struct SummaryRow {
 /// another system holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamLookup<'a> {
-    /// The stream head's `reference` (a return's RMA number), exactly.
+    /// The read-model row's `reference` (a return's RMA number), exactly.
     Reference(&'a str),
     /// The tracking number of a label recorded on the stream: a
     /// `LabelIssued` event's `label.tracking_number`, exactly. The one place
