@@ -7,6 +7,10 @@
 //! up front (waiting on `busy_timeout` if another process holds it) instead of
 //! failing half-way when a read lock cannot be upgraded.
 //!
+//! The read model (`returns`, `return_skus`) is written lazily: see `lazy`
+//! for why, when and what a crash costs. Every read of it on this store
+//! first writes the rows still held back.
+//!
 //! Storage conventions (see `migrations/sqlite`): UUIDs as hyphenated TEXT,
 //! timestamps as fixed-width RFC 3339 UTC TEXT, JSON as TEXT. The append
 //! algorithm itself lives in `append`.
