@@ -78,6 +78,7 @@ impl Committer {
             receiver,
             max_batch_events: config.max_batch_events.max(1),
             carry: None,
+            unflushed: false,
         };
         tracker.spawn(task.run(shutdown));
         CommitterHandle { sender }
@@ -119,7 +120,16 @@ struct CommitTask<S> {
     /// A job drained from the queue that did not fit the previous batch; it
     /// opens the next one.
     carry: Option<Job>,
+    /// Appends committed since the store last wrote its held-back read
+    /// model (see `IDLE_FLUSH`).
+    unflushed: bool,
 }
+
+/// How long the queue stays empty before the committer has the store write
+/// the read-model rows it still holds back (SQLite writes them lazily; see
+/// `sqlite::lazy`). Under load, later appends carry them; this bounds how
+/// old the rows another process reads can be when the hub falls idle.
+const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl<S: EventStore> CommitTask<S> {
     async fn run(mut self, shutdown: CancellationToken) {
@@ -136,10 +146,18 @@ impl<S: EventStore> CommitTask<S> {
                         // Every handle is gone: nobody can ask for more.
                         None => break,
                     },
+                    () = tokio::time::sleep(IDLE_FLUSH), if self.unflushed => {
+                        self.unflushed = false;
+                        if let Err(error) = self.store.flush_read_model().await {
+                            tracing::warn!(%error, "could not write held-back read-model rows; the next read or append tries again");
+                        }
+                        continue;
+                    }
                 },
             };
             let batch = self.fill(first);
             self.commit(batch).await;
+            self.unflushed = true;
         }
 
         // Shutdown: refuse new requests (senders now get an error), then

@@ -3,8 +3,8 @@
 //! Nothing here talks to a database.
 
 /// Largest number of rows in one multi-row statement. The widest row we
-/// bind has 14 columns (the bulk head update), so a chunk binds at most
-/// 7,168 parameters: well below SQLite's limit (32,766 in the bundled build)
+/// bind has 13 columns (a read-model row), so a chunk binds at most 6,656
+/// parameters: well below SQLite's limit (32,766 in the bundled build)
 /// and PostgreSQL's (65,535).
 pub(crate) const MAX_CHUNK_ROWS: usize = 512;
 

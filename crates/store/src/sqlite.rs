@@ -128,15 +128,27 @@ impl SqliteStore {
             .max_connections(READ_CONNECTIONS)
             .connect_with(base.pragma("query_only", "ON"))
             .await?;
-        let last_position: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-                .fetch_one(&writer)
+        // The last position ever handed out (the AUTOINCREMENT sequence
+        // survives deleted rows) and how far the stored rows reflect the log.
+        let last_position: i64 = sqlx::query_scalar(
+            "SELECT MAX(COALESCE((SELECT MAX(position) FROM events), 0), \
+             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0))",
+        )
+        .fetch_one(&writer)
+        .await?;
+        let checkpoint: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
+                .bind(lazy::CHECKPOINT)
+                .fetch_optional(&writer)
                 .await?;
         tracing::info!(path = %path.display(), ?sync, "opened SQLite store");
         Ok(SqliteStore {
             writer,
             reader,
-            read_model: Arc::new(lazy::LazyReadModel::new(last_position)),
+            read_model: Arc::new(lazy::LazyReadModel::new(
+                checkpoint.unwrap_or(0),
+                last_position,
+            )),
         })
     }
 
@@ -697,17 +709,18 @@ impl EventStore for SqliteStore {
             let mut statements = SqliteAppend { conn: &mut tx };
             let writes = append::row_writes(&rows);
             append::project(&mut statements, &writes).await?;
-            let mut reached = through;
             if let Some(taken) = &waiting {
                 append::project(&mut statements, &taken.writes()).await?;
-                reached = reached.max(taken.through);
             }
-            save_read_model_checkpoint(statements.conn, reached).await?;
+            // Only as far as the replacement was folded: whatever came after
+            // is folded again at the next start.
+            save_read_model_checkpoint(statements.conn, through).await?;
             tx.commit().await?;
         }
         if let Some(taken) = &waiting {
             self.read_model.confirm(taken);
         }
+        self.read_model.heal(through);
         tracing::info!(rows = rows.len(), "replaced the read model");
         Ok(())
     }
@@ -749,6 +762,9 @@ impl EventStore for SqliteStore {
             save_read_model_checkpoint(statements.conn, through).await?;
         }
         tx.commit().await?;
+        if let Some(through) = through {
+            self.read_model.heal(through);
+        }
         Ok(())
     }
 

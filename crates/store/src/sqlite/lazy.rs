@@ -64,9 +64,10 @@ struct Pending {
     through: i64,
     /// The position the next committed event gets.
     next: i64,
-    /// The last position before events whose rows never arrived: the
-    /// checkpoint never passes it.
-    gap: Option<i64>,
+    /// Events whose rows may be in neither the table nor here: (the last
+    /// position before them, the last of them). The checkpoint does not pass
+    /// the first until a fold of the log covers the second (`heal`).
+    gap: Option<(i64, i64)>,
     /// When the oldest row in `rows` arrived.
     since: Option<Instant>,
 }
@@ -87,14 +88,18 @@ impl Taken {
 }
 
 impl LazyReadModel {
-    /// Nothing waits, and the log's last position is `last_position`.
-    pub(crate) fn new(last_position: i64) -> Self {
+    /// Nothing waits; the stored checkpoint is `checkpoint` and the last
+    /// position the log ever handed out is `last_position`. Events between
+    /// the two are a crash's leftovers: they count as a gap until a fold of
+    /// the log covers them, so no write of rows moves the checkpoint past
+    /// them before that.
+    pub(crate) fn new(checkpoint: i64, last_position: i64) -> Self {
         LazyReadModel {
             pending: Mutex::new(Pending {
                 rows: HashMap::new(),
-                through: last_position,
+                through: checkpoint,
                 next: last_position + 1,
-                gap: None,
+                gap: (checkpoint < last_position).then_some((checkpoint, last_position)),
                 since: None,
             }),
         }
@@ -129,13 +134,15 @@ impl LazyReadModel {
         }
         if let Some((first, last)) = positions {
             if first > pending.next {
-                let before = pending.next - 1;
+                let missing = (pending.next - 1, first - 1);
                 tracing::warn!(
                     missing_from = pending.next,
                     missing_to = first - 1,
                     "events committed without their read-model rows; the next start folds them again"
                 );
-                pending.gap = Some(pending.gap.map_or(before, |gap| gap.min(before)));
+                pending.gap = Some(pending.gap.map_or(missing, |(good, to)| {
+                    (good.min(missing.0), to.max(missing.1))
+                }));
             }
             pending.next = pending.next.max(last + 1);
             pending.through = pending.through.max(last);
@@ -159,6 +166,16 @@ impl LazyReadModel {
     pub(crate) fn all(&self) -> Option<Taken> {
         let pending = self.lock();
         (!pending.rows.is_empty()).then(|| copy(&pending))
+    }
+
+    /// Records that rows folded from the log up to `through` were written
+    /// with that checkpoint: a gap it covers is closed.
+    pub(crate) fn heal(&self, through: i64) {
+        let mut pending = self.lock();
+        if pending.gap.is_some_and(|(_, to)| to <= through) {
+            pending.gap = None;
+        }
+        pending.through = pending.through.max(through);
     }
 
     /// Forgets the rows of `taken` once their write committed; a row added
@@ -185,7 +202,7 @@ fn copy(pending: &Pending) -> Taken {
         rows: pending.rows.values().cloned().collect(),
         through: pending
             .gap
-            .map_or(pending.through, |gap| gap.min(pending.through)),
+            .map_or(pending.through, |(good, _)| good.min(pending.through)),
     }
 }
 
@@ -222,7 +239,7 @@ mod tests {
 
     #[test]
     fn keeps_the_newest_row_per_stream_and_the_highest_position() {
-        let lazy = LazyReadModel::new(0);
+        let lazy = LazyReadModel::new(0, 0);
         let id = Uuid::now_v7();
         let (v1, v2) = (row(id, 1), row(id, 2));
         lazy.add(&[write(&v1)], Some((1, 10)));
@@ -239,7 +256,7 @@ mod tests {
 
     #[test]
     fn rows_are_due_after_the_delay_or_past_the_bound() {
-        let lazy = LazyReadModel::new(0);
+        let lazy = LazyReadModel::new(0, 0);
         let first = row(Uuid::now_v7(), 1);
         lazy.add(&[write(&first)], Some((1, 1)));
         let now = Instant::now();
@@ -259,7 +276,7 @@ mod tests {
 
     #[test]
     fn rows_leave_only_once_their_write_committed() {
-        let lazy = LazyReadModel::new(0);
+        let lazy = LazyReadModel::new(0, 0);
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
         let (a1, b1) = (row(a, 1), row(b, 1));
         lazy.add(&[write(&a1), write(&b1)], Some((1, 5)));
@@ -285,7 +302,7 @@ mod tests {
 
     #[test]
     fn events_whose_rows_never_arrived_hold_the_checkpoint_back() {
-        let lazy = LazyReadModel::new(10);
+        let lazy = LazyReadModel::new(10, 10);
         let (x, y) = (row(Uuid::now_v7(), 1), row(Uuid::now_v7(), 1));
         lazy.add(&[write(&x)], Some((11, 12)));
         // Positions 13..=15 were committed by an append that never added its rows.
@@ -294,6 +311,21 @@ mod tests {
         assert_eq!(taken.through, 12, "the checkpoint stops before the gap");
         lazy.confirm(&taken);
         lazy.add(&[write(&x)], Some((19, 19)));
-        assert_eq!(lazy.all().map(|t| t.through), Some(12), "for good");
+        assert_eq!(lazy.all().map(|t| t.through), Some(12), "until a fold");
+        lazy.heal(14);
+        assert_eq!(lazy.all().map(|t| t.through), Some(12), "that misses some");
+        lazy.heal(15);
+        assert_eq!(lazy.all().map(|t| t.through), Some(19), "covers them");
+    }
+
+    #[test]
+    fn a_crash_s_leftovers_hold_the_checkpoint_until_folded() {
+        // Stored checkpoint 5, log up to 9: rows of 6..=9 may be lost.
+        let lazy = LazyReadModel::new(5, 9);
+        let x = row(Uuid::now_v7(), 1);
+        lazy.add(&[write(&x)], Some((10, 11)));
+        assert_eq!(lazy.all().map(|t| t.through), Some(5));
+        lazy.heal(9);
+        assert_eq!(lazy.all().map(|t| t.through), Some(11));
     }
 }
