@@ -461,18 +461,16 @@ impl Engine {
         let Some(order) = rules.master.order(&request.order_ref) else {
             return Ok(BTreeMap::new());
         };
-        let rows = self
+        // A lookup, not a list: it sees every committed return of the order
+        // without having SQLite write its held-back list rows first.
+        let streams = self
             .inner
             .store
-            .list_summaries(&SummaryFilter {
-                order_ref: Some(request.order_ref.to_string()),
-                limit: 1000,
-                ..SummaryFilter::default()
-            })
+            .find_streams(StreamLookup::OrderRef(request.order_ref.as_str()), 1000)
             .await?;
-        let mut states = Vec::with_capacity(rows.len());
-        for row in rows {
-            states.push(self.load(ReturnId::from_uuid(row.stream_id)).await?.state);
+        let mut states = Vec::with_capacity(streams.len());
+        for stream_id in streams {
+            states.push(self.load(ReturnId::from_uuid(stream_id)).await?.state);
         }
         Ok(claimed_by(rules, order, &states))
     }

@@ -37,7 +37,7 @@ use backhaul_domain::values::{
     ConditionCode, ExternalRef, LineNo, LotNumber, OrderRef, Quantity, ReturnId, Sku, ValueError,
 };
 use backhaul_engine::Engine;
-use backhaul_store::{EventStore, SummaryFilter};
+use backhaul_store::{EventStore, StreamLookup};
 
 use crate::returns::Cells;
 use crate::table::{Problem, Table};
@@ -381,7 +381,8 @@ fn row_target(cells: &mut Cells<'_>) -> Option<Target> {
 }
 
 /// The return `target` names, if it exists: by id as given, by RMA number
-/// among the returns of its order (one indexed query).
+/// among the returns of its order (one indexed lookup, as current as the
+/// last commit).
 pub(crate) async fn resolve(
     engine: &Engine,
     target: &Target,
@@ -389,18 +390,17 @@ pub(crate) async fn resolve(
     match target {
         Target::Id(id) => Ok(Some(*id)),
         Target::Rma { rma, order_ref } => {
-            let rows = engine
+            let found = engine
                 .store()
-                .list_summaries(&SummaryFilter {
-                    order_ref: Some(order_ref.to_string()),
-                    limit: 1000,
-                    ..SummaryFilter::default()
-                })
+                .find_streams(
+                    StreamLookup::ReferenceInOrder {
+                        reference: rma,
+                        order_ref: order_ref.as_str(),
+                    },
+                    1,
+                )
                 .await?;
-            Ok(rows
-                .iter()
-                .find(|row| row.reference == *rma)
-                .map(|row| ReturnId::from_uuid(row.stream_id)))
+            Ok(found.first().copied().map(ReturnId::from_uuid))
         }
     }
 }

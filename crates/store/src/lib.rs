@@ -125,8 +125,12 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         filter: &SummaryFilter,
     ) -> impl Future<Output = Result<Vec<SummaryRow>>> + Send;
 
-    /// Streams matching `by`, the most recently created (for a reference)
-    /// or labelled (for a tracking number) first, at most `limit`. A caller
+    /// Streams matching `by`, the most recently created (for a reference or
+    /// an order) or labelled (for a tracking number) first, at most `limit`.
+    /// As current as the last commit, on every backend: the lookups read
+    /// columns fixed when a stream is created, so the SQLite backend answers
+    /// them from its table and its held-back rows together, without writing
+    /// those first. A caller
     /// that must find exactly one asks for two, to tell "one" from
     /// "ambiguous".
     fn find_streams(

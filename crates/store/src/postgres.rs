@@ -534,6 +534,7 @@ impl EventStore for PgStore {
     }
 
     async fn find_streams(&self, by: StreamLookup<'_>, limit: u32) -> Result<Vec<Uuid>> {
+        let limit = i64::from(limit);
         // The label query repeats its partial index's expression and
         // condition (migration 0004) so the planner can use it.
         let query = match by {
@@ -541,17 +542,34 @@ impl EventStore for PgStore {
                 "SELECT stream_id FROM returns WHERE reference = $1 \
                  ORDER BY created_at DESC, stream_id LIMIT $2",
             )
-            .bind(reference),
+            .bind(reference)
+            .bind(limit),
+            StreamLookup::OrderRef(order_ref) => sqlx::query(
+                "SELECT stream_id FROM returns WHERE order_ref = $1 \
+                 ORDER BY created_at DESC, stream_id LIMIT $2",
+            )
+            .bind(order_ref)
+            .bind(limit),
+            StreamLookup::ReferenceInOrder {
+                reference,
+                order_ref,
+            } => sqlx::query(
+                "SELECT stream_id FROM returns WHERE reference = $1 AND order_ref = $2 \
+                 ORDER BY created_at DESC, stream_id LIMIT $3",
+            )
+            .bind(reference)
+            .bind(order_ref)
+            .bind(limit),
             StreamLookup::TrackingNumber(tracking) => sqlx::query(
                 "SELECT stream_id FROM events \
                  WHERE event_type = 'LabelIssued' \
                  AND (payload -> 'label' ->> 'tracking_number') = $1 \
                  GROUP BY stream_id ORDER BY MAX(position) DESC LIMIT $2",
             )
-            .bind(tracking),
+            .bind(tracking)
+            .bind(limit),
         };
         query
-            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?
             .iter()

@@ -152,6 +152,26 @@ impl SqliteStore {
         })
     }
 
+    /// Streams with a label of this tracking number, the most recently
+    /// labelled first. The query repeats its index's expression and
+    /// condition (migration 0004) word for word: SQLite only uses an
+    /// expression or partial index for a query that spells it the same way.
+    async fn labelled(&self, tracking: &str, limit: u32) -> Result<Vec<Uuid>> {
+        sqlx::query(
+            "SELECT stream_id FROM events \
+             WHERE event_type = 'LabelIssued' \
+             AND json_extract(payload, '$.label.tracking_number') = ? \
+             GROUP BY stream_id ORDER BY MAX(position) DESC LIMIT ?",
+        )
+        .bind(tracking)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| col_uuid(row, "stream_id"))
+        .collect()
+    }
+
     /// Starts a write transaction holding SQLite's write lock.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
@@ -644,33 +664,46 @@ impl EventStore for SqliteStore {
     }
 
     async fn find_streams(&self, by: StreamLookup<'_>, limit: u32) -> Result<Vec<Uuid>> {
-        // Each query repeats its index's expression and condition (migration
-        // 0004) word for word: SQLite only uses an expression or partial
-        // index for a query that spells it the same way.
-        if matches!(by, StreamLookup::Reference(_)) {
-            self.flush_read_model().await?;
+        // Rows held back are taken before the table is read: a row written
+        // and let go in between is then found in both, never in neither.
+        let mut found = self
+            .read_model
+            .matching(|row| by.matches(row).unwrap_or(false));
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT stream_id, created_at FROM returns WHERE ");
+        match by {
+            StreamLookup::TrackingNumber(tracking) => {
+                return self.labelled(tracking, limit).await;
+            }
+            StreamLookup::Reference(reference) => {
+                qb.push("reference = ").push_bind(reference);
+            }
+            StreamLookup::OrderRef(order_ref) => {
+                qb.push("order_ref = ").push_bind(order_ref);
+            }
+            StreamLookup::ReferenceInOrder {
+                reference,
+                order_ref,
+            } => {
+                qb.push("reference = ")
+                    .push_bind(reference)
+                    .push(" AND order_ref = ")
+                    .push_bind(order_ref);
+            }
         }
-        let query = match by {
-            StreamLookup::Reference(reference) => sqlx::query(
-                "SELECT stream_id FROM returns WHERE reference = ? \
-                 ORDER BY created_at DESC, stream_id LIMIT ?",
-            )
-            .bind(reference),
-            StreamLookup::TrackingNumber(tracking) => sqlx::query(
-                "SELECT stream_id FROM events \
-                 WHERE event_type = 'LabelIssued' \
-                 AND json_extract(payload, '$.label.tracking_number') = ? \
-                 GROUP BY stream_id ORDER BY MAX(position) DESC LIMIT ?",
-            )
-            .bind(tracking),
-        };
-        query
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(|row| col_uuid(row, "stream_id"))
-            .collect()
+        qb.push(" ORDER BY created_at DESC, stream_id LIMIT ")
+            .push_bind(i64::from(limit));
+        for row in qb.build().fetch_all(&self.reader).await? {
+            found.push((col(&row, "created_at")?, col_uuid(&row, "stream_id")?));
+        }
+        // Newest first, as the indexes order them; each stream once.
+        found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        found.dedup_by_key(|(_, id)| *id);
+        Ok(found
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(_, id)| id)
+            .collect())
     }
 
     async fn backlog(&self) -> Result<Vec<BacklogRow>> {

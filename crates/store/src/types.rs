@@ -131,10 +131,34 @@ pub struct SummaryRow {
 pub enum StreamLookup<'a> {
     /// The read-model row's `reference` (a return's RMA number), exactly.
     Reference(&'a str),
+    /// The read-model row's `order_ref`, exactly: the returns of an order.
+    OrderRef(&'a str),
+    /// Both at once: a return's RMA number among the returns of its order.
+    ReferenceInOrder {
+        reference: &'a str,
+        order_ref: &'a str,
+    },
     /// The tracking number of a label recorded on the stream: a
     /// `LabelIssued` event's `label.tracking_number`, exactly. The one place
     /// the store reads inside a payload; its migration says why.
     TrackingNumber(&'a str),
+}
+
+impl StreamLookup<'_> {
+    /// Whether a read-model row matches a lookup on its identity columns
+    /// (`None` for a lookup that reads the log instead). The columns are
+    /// fixed when the stream is created.
+    pub(crate) fn matches(&self, row: &SummaryRow) -> Option<bool> {
+        match *self {
+            StreamLookup::Reference(reference) => Some(row.reference == reference),
+            StreamLookup::OrderRef(order_ref) => Some(row.order_ref == order_ref),
+            StreamLookup::ReferenceInOrder {
+                reference,
+                order_ref,
+            } => Some(row.reference == reference && row.order_ref == order_ref),
+            StreamLookup::TrackingNumber(_) => None,
+        }
+    }
 }
 
 /// Filter for [`crate::EventStore::list_summaries`]; every field is optional

@@ -174,6 +174,7 @@ conformance!(
     master_batch_is_all_or_nothing,
     master_write_with_a_stale_revision_writes_nothing,
     streams_are_found_by_reference_and_label_tracking_number,
+    streams_are_found_by_order_and_rma_as_soon_as_committed,
     checkpoints_start_absent_and_keep_the_last_save,
 );
 
@@ -2113,6 +2114,63 @@ fn label_event(tracking: &str) -> NewEvent {
         .into(),
         ..event(1)
     }
+}
+
+/// Lookups on a return's identity (its order, its RMA number within the
+/// order) find every committed stream, newest first, each once: also one
+/// whose list row a backend still holds back (SQLite writes them lazily and
+/// answers lookups from its table and its held rows together).
+async fn streams_are_found_by_order_and_rma_as_soon_as_committed(store: AnyStore) {
+    let (x, y, z) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let request = |id, created: i64, reference: &str, order_ref: &str| {
+        let mut req = append(id, 0, 1);
+        req.summary.created_at = at(created);
+        req.summary.reference = reference.to_owned();
+        req.summary.order_ref = order_ref.to_owned();
+        req
+    };
+    commit_ok(&store, vec![request(x, 10, "RMA-LOOK-X", "ORD-LOOK")]).await;
+    // A read writes what is held back: `x` is in the table from here on.
+    store
+        .list_summaries(&SummaryFilter::default())
+        .await
+        .expect("list");
+    commit_ok(
+        &store,
+        vec![
+            request(y, 20, "RMA-LOOK-Y", "ORD-LOOK"),
+            request(z, 30, "RMA-LOOK-Y", "ORD-LOOK-OTHER"),
+        ],
+    )
+    .await;
+    // `x` moves on: held back again, and still found once.
+    let mut moved = append(x, 1, 1);
+    moved.summary.created_at = at(10);
+    moved.summary.reference = "RMA-LOOK-X".to_owned();
+    moved.summary.order_ref = "ORD-LOOK".to_owned();
+    commit_ok(&store, vec![moved]).await;
+
+    let find = |by: StreamLookup<'static>, limit| {
+        let store = store.clone();
+        async move { store.find_streams(by, limit).await.expect("lookup") }
+    };
+    assert_eq!(
+        find(StreamLookup::OrderRef("ORD-LOOK"), 10).await,
+        vec![y, x],
+        "the order's returns, newest first"
+    );
+    assert_eq!(find(StreamLookup::OrderRef("ORD-LOOK"), 1).await, vec![y]);
+    assert_eq!(
+        find(StreamLookup::Reference("RMA-LOOK-Y"), 10).await,
+        vec![z, y]
+    );
+    let in_order = |order_ref: &'static str| StreamLookup::ReferenceInOrder {
+        reference: "RMA-LOOK-Y",
+        order_ref,
+    };
+    assert_eq!(find(in_order("ORD-LOOK"), 2).await, vec![y]);
+    assert_eq!(find(in_order("ORD-LOOK-OTHER"), 2).await, vec![z]);
+    assert!(find(in_order("ORD-NONE"), 2).await.is_empty());
 }
 
 async fn streams_are_found_by_reference_and_label_tracking_number(store: AnyStore) {

@@ -10,9 +10,12 @@
 //!   than [`MAX_ROWS`] are waiting): they are written inside that append's
 //!   transaction, so they cost no commit of their own, and each stream's row
 //!   is written once for all the commands it got meanwhile;
-//! - a read of the read model (get, list, reference lookup, backlog): it
-//!   writes them first, so a reader of this store always sees every
-//!   committed append, as if the rows had been written with the events.
+//! - a read of the read model (get, list, backlog): it writes them first,
+//!   so a reader of this store always sees every committed append, as if
+//!   the rows had been written with the events. Lookups on the columns
+//!   fixed at creation (RMA number, order) merge the held rows instead
+//!   (`matching`), so the hot lookups write nothing;
+//! - the committer's queue staying empty for 200 ms (`committer::IDLE_FLUSH`).
 //!
 //! Losing them costs nothing but time: the checkpoint `read_model` (written
 //! with the rows) says up to which log position every event is reflected in
@@ -176,6 +179,17 @@ impl LazyReadModel {
             pending.gap = None;
         }
         pending.through = pending.through.max(through);
+    }
+
+    /// The (creation time as stored, stream) of the waiting rows `keep`
+    /// accepts.
+    pub(crate) fn matching(&self, keep: impl Fn(&SummaryRow) -> bool) -> Vec<(String, Uuid)> {
+        self.lock()
+            .rows
+            .values()
+            .filter(|row| keep(row))
+            .map(|row| (super::ts(&row.created_at), row.stream_id))
+            .collect()
     }
 
     /// Forgets the rows of `taken` once their write committed; a row added

@@ -133,24 +133,35 @@ async fn resolve(engine: &Engine, refs: &ReturnRefs) -> Result<(&'static str, Re
     let lookups = [
         (
             "rma_number",
-            refs.rma_number.as_deref().map(StreamLookup::Reference),
+            refs.rma_number
+                .as_deref()
+                .map(|v| (v, StreamLookup::Reference(v))),
         ),
         (
             "tracking_number",
             refs.tracking_number
                 .as_ref()
-                .map(|t| StreamLookup::TrackingNumber(t.as_str())),
+                .map(|t| (t.as_str(), StreamLookup::TrackingNumber(t.as_str()))),
         ),
     ];
     for (field, lookup) in lookups {
-        let Some(lookup) = lookup else { continue };
-        let value = match lookup {
-            StreamLookup::Reference(v) | StreamLookup::TrackingNumber(v) => v.to_owned(),
+        let Some((value, lookup)) = lookup else {
+            continue;
         };
         match engine.find_returns(lookup).await?.as_slice() {
-            [] => return Err(ApiError::WebhookReturnUnknown { field, value }),
-            [id] => found.push((field, value, *id)),
-            [_, _, ..] => return Err(ApiError::WebhookReturnAmbiguous { field, value }),
+            [] => {
+                return Err(ApiError::WebhookReturnUnknown {
+                    field,
+                    value: value.to_owned(),
+                });
+            }
+            [id] => found.push((field, value.to_owned(), *id)),
+            [_, _, ..] => {
+                return Err(ApiError::WebhookReturnAmbiguous {
+                    field,
+                    value: value.to_owned(),
+                });
+            }
         }
     }
     let Some((field, _, id)) = found.first().cloned() else {
