@@ -664,11 +664,6 @@ impl EventStore for SqliteStore {
     }
 
     async fn find_streams(&self, by: StreamLookup<'_>, limit: u32) -> Result<Vec<Uuid>> {
-        // Rows held back are taken before the table is read: a row written
-        // and let go in between is then found in both, never in neither.
-        let mut found = self
-            .read_model
-            .matching(|row| by.matches(row).unwrap_or(false));
         let mut qb =
             QueryBuilder::<Sqlite>::new("SELECT stream_id, created_at FROM returns WHERE ");
         match by {
@@ -693,6 +688,9 @@ impl EventStore for SqliteStore {
         }
         qb.push(" ORDER BY created_at DESC, stream_id LIMIT ")
             .push_bind(i64::from(limit));
+        // Rows held back are taken before the table is read: a row written
+        // and let go in between is then found in both, never in neither.
+        let mut found = self.read_model.matching(|row| by.matches(row));
         for row in qb.build().fetch_all(&self.reader).await? {
             found.push((col(&row, "created_at")?, col_uuid(&row, "stream_id")?));
         }

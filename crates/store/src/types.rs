@@ -145,18 +145,18 @@ pub enum StreamLookup<'a> {
 }
 
 impl StreamLookup<'_> {
-    /// Whether a read-model row matches a lookup on its identity columns
-    /// (`None` for a lookup that reads the log instead). The columns are
-    /// fixed when the stream is created.
-    pub(crate) fn matches(&self, row: &SummaryRow) -> Option<bool> {
+    /// Whether a read-model row matches a lookup on its identity columns,
+    /// which are fixed when the stream is created. Never for a tracking
+    /// number, which only the log answers.
+    pub(crate) fn matches(&self, row: &SummaryRow) -> bool {
         match *self {
-            StreamLookup::Reference(reference) => Some(row.reference == reference),
-            StreamLookup::OrderRef(order_ref) => Some(row.order_ref == order_ref),
+            StreamLookup::Reference(reference) => row.reference == reference,
+            StreamLookup::OrderRef(order_ref) => row.order_ref == order_ref,
             StreamLookup::ReferenceInOrder {
                 reference,
                 order_ref,
-            } => Some(row.reference == reference && row.order_ref == order_ref),
-            StreamLookup::TrackingNumber(_) => None,
+            } => row.reference == reference && row.order_ref == order_ref,
+            StreamLookup::TrackingNumber(_) => false,
         }
     }
 }
