@@ -206,10 +206,29 @@ impl From<RecordedEvent> for TimelineEntry {
 
 /// A return's state as of a version.
 #[derive(Debug, Clone)]
-struct Loaded {
-    state: ReturnState,
-    version: i64,
+pub(crate) struct Loaded {
+    pub(crate) state: ReturnState,
+    pub(crate) version: i64,
     correlation_id: Uuid,
+}
+
+/// Folds a stream's recorded events (in version order) into its state.
+pub(crate) fn fold(recorded: &[RecordedEvent]) -> Result<Loaded, Error> {
+    let mut state = ReturnState::default();
+    let mut version = 0;
+    let mut correlation_id = Uuid::nil();
+    for r in recorded {
+        evolve(&mut state, &decode(r)?);
+        version = r.version;
+        if r.version == 1 {
+            correlation_id = r.event.correlation_id;
+        }
+    }
+    Ok(Loaded {
+        state,
+        version,
+        correlation_id,
+    })
 }
 
 /// Cache slot of one return; its lock serialises that return's commands.
@@ -763,21 +782,7 @@ impl Engine {
 
     async fn load(&self, return_id: ReturnId) -> Result<Loaded, Error> {
         let recorded = self.inner.store.read_stream(return_id.as_uuid()).await?;
-        let mut state = ReturnState::default();
-        let mut version = 0;
-        let mut correlation_id = Uuid::nil();
-        for r in &recorded {
-            evolve(&mut state, &decode(r)?);
-            version = r.version;
-            if r.version == 1 {
-                correlation_id = r.event.correlation_id;
-            }
-        }
-        Ok(Loaded {
-            state,
-            version,
-            correlation_id,
-        })
+        fold(&recorded)
     }
 
     /// The full summary of one return, folded from its log (always as

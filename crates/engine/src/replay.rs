@@ -10,7 +10,7 @@ use backhaul_store::{AnyStore, EventStore};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::engine::{Error, decode, summary_row};
+use crate::engine::{Error, decode, fold, summary_row};
 
 /// Events read per page while replaying.
 const PAGE: usize = 5_000;
@@ -85,22 +85,16 @@ pub async fn catch_up(store: &AnyStore) -> Result<u64, Error> {
     for (n, chunk) in chunks.enumerate() {
         let mut rows = Vec::with_capacity(chunk.len());
         for id in chunk {
-            let mut state = ReturnState::default();
-            let mut version = 0;
-            let mut updated_at = None;
-            for r in store.read_stream(*id).await? {
-                evolve(&mut state, &decode(&r)?);
-                version = r.version;
-                updated_at = Some(r.event.recorded_at);
-            }
-            let summary = ReturnSummary::from_state(&state).ok_or_else(|| {
+            let recorded = store.read_stream(*id).await?;
+            let loaded = fold(&recorded)?;
+            let summary = ReturnSummary::from_state(&loaded.state).ok_or_else(|| {
                 Error::Corrupt(format!("stream {id} does not start with a request"))
             })?;
-            rows.push(summary_row(
-                &summary,
-                version,
-                updated_at.unwrap_or_default(),
-            )?);
+            let updated_at = recorded
+                .last()
+                .map(|r| r.event.recorded_at)
+                .unwrap_or_default();
+            rows.push(summary_row(&summary, loaded.version, updated_at)?);
         }
         // The position moves only with the last chunk: a crash in between
         // starts the catch-up over, which is slower but loses nothing.

@@ -1,5 +1,6 @@
 //! Named positions in the event log, kept by readers that publish it
-//! elsewhere (the Kafka publisher). What lives here: the trait and its two
+//! elsewhere (the Kafka publisher) and by the SQLite store for its lazily
+//! written read model (`read_model`). What lives here: the trait and its two
 //! implementations; what does not: when a reader saves (its own promise).
 
 use std::future::Future;
@@ -17,26 +18,43 @@ pub trait CheckpointStore: Clone + Send + Sync + 'static {
     -> impl Future<Output = Result<()>> + Send;
 }
 
+/// The SQLite statements, on any connection or open transaction (the
+/// store's own read-model checkpoint is written inside its transactions).
+pub(crate) async fn sqlite_load<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    name: &str,
+) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
+            .bind(name)
+            .fetch_optional(executor)
+            .await?,
+    )
+}
+
+pub(crate) async fn sqlite_save<'e>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    name: &str,
+    position: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO checkpoints (name, position) VALUES (?, ?) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    )
+    .bind(name)
+    .bind(position)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 impl CheckpointStore for SqliteStore {
     async fn load_checkpoint(&self, name: &str) -> Result<Option<i64>> {
-        Ok(
-            sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&self.reader)
-                .await?,
-        )
+        sqlite_load(&self.reader, name).await
     }
 
     async fn save_checkpoint(&self, name: &str, position: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO checkpoints (name, position) VALUES (?, ?) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-        )
-        .bind(name)
-        .bind(position)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        sqlite_save(&self.writer, name, position).await
     }
 }
 

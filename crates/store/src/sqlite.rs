@@ -36,6 +36,7 @@ use uuid::Uuid;
 use uuid::fmt::Hyphenated;
 
 use crate::append::{self, AppendTx, DeliveryRow, EventRow, ProjectTx, RowWrite, StoredRow};
+use crate::checkpoint;
 use crate::common::{list_limit, pow2_chunks, to_i64};
 use crate::{
     ApiKeyRecord, AppendConflict, AppendRequest, Appended, BacklogRow, Error, EventStore,
@@ -136,11 +137,7 @@ impl SqliteStore {
         )
         .fetch_one(&writer)
         .await?;
-        let checkpoint: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
-                .bind(lazy::CHECKPOINT)
-                .fetch_optional(&writer)
-                .await?;
+        let checkpoint = checkpoint::sqlite_load(&writer, lazy::CHECKPOINT).await?;
         tracing::info!(path = %path.display(), ?sync, "opened SQLite store");
         Ok(SqliteStore {
             writer,
@@ -487,15 +484,7 @@ async fn write_taken(statements: &mut SqliteAppend<'_>, taken: &lazy::Taken) -> 
 }
 
 async fn save_read_model_checkpoint(conn: &mut SqliteConnection, through: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO checkpoints (name, position) VALUES (?, ?) \
-         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-    )
-    .bind(lazy::CHECKPOINT)
-    .bind(through)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    checkpoint::sqlite_save(&mut *conn, lazy::CHECKPOINT, through).await
 }
 
 async fn insert_skus(conn: &mut SqliteConnection, rows: &[(Uuid, &str)]) -> Result<()> {
@@ -757,10 +746,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_model_position(&self) -> Result<Option<i64>> {
-        let position = sqlx::query_scalar("SELECT position FROM checkpoints WHERE name = ?")
-            .bind(lazy::CHECKPOINT)
-            .fetch_optional(&self.reader)
-            .await?;
+        let position = checkpoint::sqlite_load(&self.reader, lazy::CHECKPOINT).await?;
         // Migration 0006 writes it, so it is only missing if someone deleted
         // it: then every stream is folded again, which is slow but right.
         Ok(Some(position.unwrap_or(0)))
